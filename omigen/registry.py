@@ -56,19 +56,29 @@ class DatasetSpec:
 
     ``load(path, **options)`` reads a file (``path=None`` means the bundled default) and returns
     a :class:`omigen.data.Dataset`; it raises :class:`OmigenInputError` for bad input.
-    ``suffixes`` lists the file endings it reads (used by ``omigen evaluate`` and the contract kit).
+    ``suffixes`` lists the file endings it reads (used by ``omigen evaluate``, ``omigen sample`` and
+    the contract kit). ``save(data, path)``, when given, writes a Dataset in the same format.
     """
 
     name: str
     modality: str
     load: Callable[..., "Dataset"]
     suffixes: tuple[str, ...] = ()
+    save: Callable[["Dataset", "Path"], None] | None = None
     description: str = ""
 
     def validate(self) -> None:
         _check_name("dataset", self.name)
         _check_modalities("dataset", self.name, (self.modality,))
         _check_callable("dataset", self.name, "load", self.load)
+        _check_callable("dataset", self.name, "save", self.save, required=False)
+        if any(not (isinstance(s, str) and s.startswith(".")) for s in self.suffixes):
+            raise PluginError(f"dataset {self.name!r}: suffixes must look like '.tsv'")
+
+    def matches(self, path: "str | Path") -> bool:
+        """Whether ``path`` ends with one of this format's suffixes (case-insensitive, .gz aware)."""
+        name = str(path).lower()
+        return any(name.endswith(s.lower()) for s in self.suffixes)
 
 
 @dataclass(frozen=True)
@@ -244,6 +254,11 @@ class Registry:
             if modality in mods:
                 out.append(spec)
         return out
+
+    def formats_for(self, path: "str | Path", modality: str | None = None) -> list[DatasetSpec]:
+        """Dataset specs whose suffixes match ``path`` (optionally of one modality)."""
+        return [s for s in self._items["datasets"].values()  # type: ignore[misc]
+                if s.matches(path) and (modality is None or s.modality == modality)]
 
     def metrics(self, modality: str) -> list[MetricSpec]:
         """Every metric that accepts ``modality``, whichever plugin registered it."""
