@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 SOURCES := pyproject.toml scripts/install.sh $(wildcard plugins/*/pyproject.toml)
 
-.PHONY: install install-dev demo test bench clean
+.PHONY: install install-dev demo test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,6 @@ demo: install
 # pytest exits 5 when it collects no test; that is not a failure of the set-up.
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
-
-bench: install-dev
-	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
