@@ -9,6 +9,7 @@ has been read and validated, so bad input leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import sys
 import time
@@ -61,10 +62,17 @@ class RunContext:
         return self.config.seed
 
     @property
+    def is_main(self) -> bool:
+        """False on the non-zero ranks of a ``torchrun`` job: only rank 0 samples, evaluates and writes."""
+        return int(os.environ.get("RANK", "0")) == 0
+
+    @property
     def device(self) -> str:
         """The resolved device name (``cpu``, ``cuda``, ``cuda:1``, ``mps``)."""
         if self._device is None:
             self._device = resolve_device(self.config.device)
+            if self._device == "cuda" and "LOCAL_RANK" in os.environ:
+                self._device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
         return self._device
 
     def path(self, name: str) -> Path:
@@ -174,6 +182,8 @@ def run_pipeline(name: str, *, out_dir: str | Path | None = None, config_file: s
     spec: PipelineSpec = registry.get("pipelines", name)  # type: ignore[assignment]
     config = build_config(spec, config_file=config_file, sets=sets, overrides=overrides, quick=quick)
     out = Path(out_dir) if out_dir is not None else default_out_dir(name)
+    if out.exists() and not out.is_dir():
+        raise OmigenInputError(f"output folder {out} is a file")
     if out.exists() and any(out.iterdir()) and not resume:
         raise OmigenInputError(f"output folder {out} is not empty (use --resume to continue a run there, "
                                "or choose another --out)")
@@ -183,8 +193,9 @@ def run_pipeline(name: str, *, out_dir: str | Path | None = None, config_file: s
                      resume=resume, progress=progress)
     ctx.device  # resolve early: an unavailable device is a user error before any work
     result = spec.run(ctx)
-    write_json(ctx.path("config.json"), {"pipeline": name, "config": to_dict(config)})
-    write_json(ctx.path("manifest.json"), ctx.manifest())
+    if ctx.is_main:
+        write_json(ctx.path("config.json"), {"pipeline": name, "config": to_dict(config)})
+        write_json(ctx.path("manifest.json"), ctx.manifest())
     return result, ctx
 
 
