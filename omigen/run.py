@@ -184,7 +184,8 @@ def run_pipeline(name: str, *, out_dir: str | Path | None = None, config_file: s
     out = Path(out_dir) if out_dir is not None else default_out_dir(name)
     if out.exists() and not out.is_dir():
         raise OmigenInputError(f"output folder {out} is a file")
-    if out.exists() and any(out.iterdir()) and not resume:
+    rank0 = int(os.environ.get("RANK", "0")) == 0  # other ranks never write, and rank 0 may already have
+    if rank0 and out.exists() and any(out.iterdir()) and not resume:
         raise OmigenInputError(f"output folder {out} is not empty (use --resume to continue a run there, "
                                "or choose another --out)")
     if resume and not out.is_dir():
