@@ -65,6 +65,8 @@ def run(ctx):
         train, test = _split(data, cfg.test_fraction, ctx.seed)
     with ctx.timer("train"):
         params = copula.fit(train, n_quantiles=cfg.n_quantiles, shrinkage=cfg.shrinkage)
+    if not ctx.is_main:  # under torchrun only rank 0 writes; the other ranks have nothing to add
+        return RunResult()
     # The run folder appears only here, after the input has been read and the model fitted.
     checkpoint = copula.save(params, ctx.path(CHECKPOINT))
     with ctx.timer("sample"):

@@ -7,6 +7,7 @@ whose message names the file and what is wrong with it.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +39,17 @@ def read_table(path: str | Path | None = None, label_column: str | None = "label
     p = require_file(path, "expression table")
     kind = "CSV" if _sep(p) == "," else "TSV"
     try:
+        with open(p, encoding="utf-8") as fh:
+            header = [h.strip() for h in fh.readline().rstrip("\r\n").split(_sep(p))[1:]]
         df = pd.read_csv(p, sep=_sep(p), index_col=0, encoding="utf-8")
     except pd.errors.EmptyDataError:
         raise OmigenInputError(f"expression table {p.name} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OmigenInputError(f"cannot read {p.name} as a {kind} table: {first}") from None
+    repeated = sorted(h for h, k in Counter(header).items() if k > 1)
+    if repeated:  # pandas would silently rename them to "g.1"
+        raise OmigenInputError(f"{p.name}: duplicate column name(s): {', '.join(repeated[:5])}")
     labels = None
     if label_column and label_column in df.columns:
         column = df.pop(label_column)
@@ -63,7 +69,10 @@ def read_table(path: str | Path | None = None, label_column: str | None = "label
         raise OmigenInputError(f"{p.name}: {what} at sample {df.index[i]!r}, gene {df.columns[j]!r}")
     data = ExpressionData(X=values.to_numpy(np.float32), genes=df.columns.astype(str).to_numpy(),
                           samples=df.index.astype(str).to_numpy(), labels=labels, units=units)
-    return data.validate()
+    try:
+        return data.validate()
+    except OmigenInputError as exc:
+        raise OmigenInputError(f"{p.name}: {exc}") from None
 
 
 def write_table(data: ExpressionData, path: str | Path, label_column: str = "label") -> Path:

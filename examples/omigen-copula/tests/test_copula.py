@@ -88,6 +88,12 @@ def test_table_errors_name_the_problem(tmp_path):
     (tmp_path / "nolabel.tsv").write_text("sample\tg1\tlabel\ns1\t1.0\tA\ns2\t2.0\t\n")
     with pytest.raises(OmigenInputError, match="nolabel.tsv: sample 's2' has no 'label'"):
         read_table(tmp_path / "nolabel.tsv")
+    (tmp_path / "dup.csv").write_text("sample,g1,g1\ns1,1,2\n")
+    with pytest.raises(OmigenInputError, match="dup.csv: duplicate column name\\(s\\): g1"):
+        read_table(tmp_path / "dup.csv")
+    (tmp_path / "dupid.csv").write_text("sample,g1\ns1,1\ns1,2\n")
+    with pytest.raises(OmigenInputError, match="dupid.csv: duplicate sample ids: s1"):
+        read_table(tmp_path / "dupid.csv")
     (tmp_path / "plain.tsv").write_text("sample\tg1\tg2\ns1\t1.0\t2.0\n")
     assert read_table(tmp_path / "plain.tsv").labels is None
     with pytest.raises(OmigenInputError, match="expression table not found: .*absent.csv"):
