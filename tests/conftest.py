@@ -1,6 +1,11 @@
 """Shared fixtures."""
 
 import importlib
+import os
+
+# Test models are tiny: one thread avoids thread start-up costs and contention on small machines.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest
 
