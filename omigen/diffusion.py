@@ -24,13 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from omigen.config import NULL_LABEL, SCHEDULES, DiffusionConfig  # noqa: F401  (re-exported)
 from omigen.errors import OmigenInputError
-
-#: The "no condition" class; denoisers map any ``y < 0`` to their null embedding.
-NULL_LABEL = -1
-
-#: Noise schedules :class:`DiffusionConfig` accepts.
-SCHEDULES = ("linear", "cosine")
 
 #: Samplers :meth:`DiffusionModel.sample` accepts.
 SAMPLER_NAMES = ("ddpm", "ddim")
@@ -38,38 +33,6 @@ SAMPLER_NAMES = ("ddpm", "ddim")
 # Nichol & Dhariwal's offset that keeps the cosine schedule's first betas from vanishing.
 _COSINE_OFFSET = 0.008
 _MAX_BETA = 0.999
-
-
-@dataclass
-class DiffusionConfig:
-    """Settings of the forward process and of classifier-free-guidance training (JSON-able).
-
-    ``schedule`` is ``"cosine"`` (Nichol & Dhariwal 2021, betas clipped at 0.999) or
-    ``"linear"`` (betas evenly spaced from ``beta_start`` to ``beta_end``; with few
-    ``timesteps`` raise ``beta_end`` so that the last step is close to pure noise).
-    ``cond_drop`` is the probability a training label is replaced by :data:`NULL_LABEL`.
-    """
-
-    timesteps: int = 1000
-    schedule: str = "cosine"
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    cond_drop: float = 0.1
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`OmigenInputError` naming the first invalid setting."""
-        if isinstance(self.timesteps, bool) or not isinstance(self.timesteps, int) or self.timesteps < 1:
-            raise OmigenInputError(f"diffusion timesteps must be a positive integer, got {self.timesteps!r}")
-        if self.schedule not in SCHEDULES:
-            raise OmigenInputError(f"diffusion schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.schedule == "linear" and not (0.0 < self.beta_start <= self.beta_end < 1.0):
-            raise OmigenInputError("diffusion linear schedule needs 0 < beta_start <= beta_end < 1, got "
-                                   f"beta_start={self.beta_start!r}, beta_end={self.beta_end!r}")
-        if not (0.0 <= self.cond_drop <= 1.0):
-            raise OmigenInputError(f"diffusion cond_drop must be in [0, 1], got {self.cond_drop!r}")
 
 
 def make_betas(config: DiffusionConfig) -> np.ndarray:
