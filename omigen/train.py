@@ -269,7 +269,8 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # a damaged file surfaces as any of several unpickling/zip errors
-        raise OmigenInputError(f"checkpoint {p} cannot be read ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise OmigenInputError(f"checkpoint {p} cannot be read "
+                               f"({type(exc).__name__}: {_first_line(exc)})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "ema" not in ckpt:
         raise OmigenInputError(f"{p} is not an omigen training checkpoint")
     return ckpt
@@ -327,7 +328,8 @@ class Trainer:
         self.optimizers = []
         fused = self.device.type == "cuda"
         for o in self.objectives:
-            params = [p for p in (o.params(self.model) if o.params else self.model.parameters()) if p.requires_grad]
+            chosen = o.params(self.model) if o.params else self.model.parameters()
+            params = [p for p in chosen if p.requires_grad]
             if not params:
                 raise ValueError(f"objective {o.name!r} has no trainable parameters")
             self._params.append(params)
@@ -475,7 +477,8 @@ class Trainer:
 
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
-                raise OmigenError(f"objective {objective!r}: {key!r} must be a scalar, got shape {tuple(value.shape)}")
+                raise OmigenError(f"objective {objective!r}: {key!r} must be a scalar, "
+                                  f"got shape {tuple(value.shape)}")
             value = value.detach().float().reshape(())
         else:
             value = torch.tensor(float(value), device=self.device)
@@ -525,7 +528,8 @@ class Trainer:
         # Lines written after the checkpoint by the interrupted run would be repeated by this one.
         if not self._writes or not self.log_path.is_file():
             return
-        keep = [ln for ln in self.log_path.read_text().splitlines() if ln.strip() and self._step_of(ln) <= self.step]
+        lines = self.log_path.read_text().splitlines()
+        keep = [ln for ln in lines if ln.strip() and self._step_of(ln) <= self.step]
         write_text(self.log_path, "".join(ln + "\n" for ln in keep))
 
     @staticmethod
@@ -542,7 +546,8 @@ class Trainer:
         from omigen.distributed import all_gather_object
 
         # Every rank's RNG states and its part-filled log window, so a resumed run logs what this one would have.
-        ranks = all_gather_object({"rng": _rng_state(self.device), "sums": {k: v.cpu() for k, v in self._sums.items()},
+        ranks = all_gather_object({"rng": _rng_state(self.device),
+                                   "sums": {k: v.cpu() for k, v in self._sums.items()},
                                    "counts": dict(self._counts)})
         if not self._writes:
             return
@@ -567,8 +572,8 @@ class Trainer:
     def _load(self, ckpt: dict[str, Any], path: Path) -> None:
         names = [o.name for o in self.objectives]
         if sorted(ckpt.get("optimizers", {})) != sorted(names):
-            raise OmigenInputError(f"checkpoint {path} was written for objectives {sorted(ckpt.get('optimizers', {}))},"
-                                   f" not {sorted(names)}")
+            raise OmigenInputError(f"checkpoint {path} was written for objectives "
+                                   f"{sorted(ckpt.get('optimizers', {}))}, not {sorted(names)}")
         try:
             self.model.load_state_dict(ckpt["model"])
             self.ema.load_state_dict(ckpt["ema"])

@@ -1,7 +1,8 @@
 """One process of the two-process DDP test (launched by tests/test_ddp.py through torchrun).
 
-Trains a tiny model on CPU with gloo, then resumes it to more steps, checking after each that
-every rank holds the same weights; rank 0 writes ``ranks.json`` with what it gathered.
+Trains a tiny model on CPU with gloo, resumes it to more steps, then trains a tiny two-objective
+GAN stage; after each it gathers every rank's weight checksum, and the batches each rank saw.
+Rank 0 writes ``ranks.json`` with what it gathered; the test compares the ranks.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ def checksum(module: nn.Module) -> float:
     return float(sum(p.detach().double().sum() for p in module.parameters()))
 
 
-
 def gan_stage(out_dir: Path) -> list[float]:
     """Two objectives (find_unused_parameters) with a gradient penalty through create_graph, under DDP."""
     torch.manual_seed(7)
-    model = nn.ModuleDict({"gen": nn.Linear(2, 2), "critic": nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))})
+    model = nn.ModuleDict({"gen": nn.Linear(2, 2),
+                           "critic": nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1))})
 
     def critic(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
         real = batch[0]

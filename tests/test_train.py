@@ -141,7 +141,8 @@ def test_resume_after_interruption_equals_uninterrupted_run(cls, tmp_path):
     straight.fit()
 
     model = build(cls)
-    objectives = model.objectives() if hasattr(model, "objectives") else [Objective("loss", lambda m, b: m.loss(*b))]
+    objectives = (model.objectives() if hasattr(model, "objectives")
+                  else [Objective("loss", lambda m, b: m.loss(*b))])
     per_step = sum(o.repeats for o in objectives)
     first = Trainer(model, data, cfg, out_dir=tmp_path / "b", seed=3, device="cpu",
                     objectives=interrupting(objectives, 13 * per_step + 1))
