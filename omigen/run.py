@@ -64,7 +64,9 @@ class RunContext:
     @property
     def is_main(self) -> bool:
         """False on the non-zero ranks of a ``torchrun`` job: only rank 0 samples, evaluates and writes."""
-        return int(os.environ.get("RANK", "0")) == 0
+        from omigen.distributed import is_main_process
+
+        return is_main_process()
 
     @property
     def device(self) -> str:
