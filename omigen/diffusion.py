@@ -16,7 +16,6 @@ float32 buffers that move with ``.to(device)``, and the per-step coefficients of
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
