@@ -83,15 +83,6 @@ class TinyDenoiser(nn.Module):
         return self.net(torch.cat([x, phase.sin(), phase.cos(), self.label(idx)], dim=1))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy machine idle-spinning threads cost 10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

@@ -21,15 +21,6 @@ from omigen.train import (Objective, TrainConfig, Trainer, ema_decay_at, epoch_p
 MU = torch.tensor([4.0, -4.0])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models run fastest on one thread, and a busy machine makes extra threads much slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def quiet(**kw) -> TrainConfig:
     kw.setdefault("progress", False)
     return TrainConfig(**kw)
