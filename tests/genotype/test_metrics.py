@@ -235,3 +235,27 @@ def test_every_metric_returns_its_outputs(spec, tiny_sets):
         assert set(out) == set(spec.outputs)
         assert all(math.isfinite(v) for v in out.values()), out
     assert spec.compute(test, baseline, train=train, seed=0) == spec.compute(test, baseline, train=train, seed=0)
+
+
+def test_report_figures(tiny_sets):
+    from omigen_genotype import plots
+    from omigen_genotype.ld import r2_matrix
+
+    train, test, baseline = tiny_sets
+    heat = plots.ld_heatmap_figure(test, baseline, n_snps=30)
+    image = heat.axes[0].images[0].get_array()
+    assert image.shape[0] == image.shape[1] <= 30
+    below, above = np.tril_indices(image.shape[0], -1), np.triu_indices(image.shape[0], 1)
+    keep = np.flatnonzero(popgen.maf(test.G) >= 0.05)
+    start = max(0, keep.size // 2 - 15)
+    idx = keep[start:start + 30]
+    np.testing.assert_allclose(image[below], r2_matrix(test.G[:, idx])[below])
+    np.testing.assert_allclose(image[above], r2_matrix(baseline.G[:, idx])[above])
+    decay = plots.ld_decay_figure(test, train, others={"independent-snp": baseline})
+    assert len(decay.axes[0].lines) == 3
+    manhattan = plots.manhattan_figure(test, train)
+    up, down = manhattan.axes[0].collections[:2]
+    assert (up.get_offsets()[:, 1] >= 0).all() and (down.get_offsets()[:, 1] <= 0).all()
+    assert len(up.get_offsets()) == test.G.shape[1]
+    pca = plots.pca_figure(test, baseline)
+    assert len(pca.axes[0].collections) == 2 * len(test.classes)

@@ -211,3 +211,13 @@ def test_dataset_spec():
     spec.validate()
     assert spec.modality == "genotype" and spec.save is save
     assert spec.matches("x.vcf") and spec.matches("x.VCF.GZ") and spec.matches("x.bcf")
+
+
+def test_input_summary_lists_what_was_skipped(tmp_path):
+    from omigen_genotype.vcf import input_summary
+
+    table = input_summary(read_vcf(write(tmp_path / "m.vcf", MISSING), missing="impute-mode").meta)
+    counts = dict(zip(table["input"], table["count"]))
+    assert counts["sites read"] == 4 and counts["skipped: multiallelic"] == 0
+    assert counts["imputed calls"] == 2 and counts["dropped for missing calls"] == 1
+    assert input_summary({}).empty

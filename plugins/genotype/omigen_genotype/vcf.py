@@ -284,6 +284,24 @@ def read_vcf(path: str | Path, *, phenotypes: str | Path | None = None, label: s
     return data.validate()
 
 
+def input_summary(meta: dict) -> "pd.DataFrame":
+    """What the reader kept, skipped and repaired: a table (columns ``input``, ``count``) for a report
+    section, e.g. ``Section("Input", table=input_summary(data.meta))``.
+
+    ``meta`` is :attr:`GenotypeData.meta` from :func:`read_vcf`; keys it lacks are left out.
+    """
+    import pandas as pd
+
+    rows = [("sites read", meta.get("sites_read"))]
+    rows += [(f"skipped: {reason.replace('_', '-')}", n) for reason, n in (meta.get("skipped") or {}).items()]
+    rows += [("missing calls", meta.get("missing_calls")), ("imputed calls", meta.get("imputed_calls")),
+             ("dropped for missing calls", meta.get("dropped_for_missing")),
+             ("dropped below the MAF filter", meta.get("dropped_for_maf")),
+             ("VCF samples without phenotype", meta.get("samples_without_phenotype")),
+             ("phenotype rows without VCF sample", meta.get("phenotypes_without_sample"))]
+    return pd.DataFrame([(what, int(n)) for what, n in rows if n is not None], columns=["input", "count"])
+
+
 def _mode(path: Path) -> str:
     name = path.name.lower()
     if name.endswith(".bcf"):
