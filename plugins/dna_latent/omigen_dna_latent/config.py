@@ -1,0 +1,139 @@
+"""Configuration of the DNA latent-diffusion models and of ``omigen run dna_latent``.
+
+Only dataclasses live here, so ``omigen list`` can import them without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omigen.config import DiffusionConfig, RunConfig
+from omigen.errors import OmigenInputError
+from omigen.train import TrainConfig
+
+#: Training steps of the diffusion stage in a default run (the top-level ``steps``, i.e. ``--steps``).
+DEFAULT_STEPS = 2500
+SAMPLERS = ("ddim", "ddpm")
+
+
+@dataclass
+class AutoencoderConfig:
+    """Stage 1: one-hot DNA ``(L, 4)`` <-> latent ``(latent_channels, L / 2**downsample)``.
+
+    ``kernels`` are the widths of the parallel convolutions of the multi-kernel stem (as in
+    DiscDiff); ``blocks`` residual blocks follow each resolution. ``latent_noise`` is the standard
+    deviation of the Gaussian noise added to the latent while training, so the decoder tolerates
+    the small errors of latents drawn by diffusion; ``latent_l2`` keeps the latent's scale from
+    growing to drown that noise.
+    """
+
+    channels: int = 32
+    latent_channels: int = 8
+    kernels: list[int] = field(default_factory=lambda: [3, 7, 11])
+    blocks: int = 1
+    downsample: int = 2
+    latent_noise: float = 0.1
+    latent_l2: float = 1e-3
+
+    def validate(self) -> None:
+        """Raise :class:`OmigenInputError` naming the first invalid setting."""
+        if self.channels < 1 or self.latent_channels < 1:
+            raise OmigenInputError("autoencoder channels and latent_channels must be >= 1")
+        if not self.kernels or any(k < 1 or k % 2 == 0 for k in self.kernels):
+            raise OmigenInputError(f"autoencoder kernels must be odd widths >= 1, got {self.kernels}")
+        if self.blocks < 0 or self.downsample < 0:
+            raise OmigenInputError("autoencoder blocks and downsample must be >= 0")
+        if self.latent_noise < 0 or self.latent_l2 < 0:
+            raise OmigenInputError("autoencoder latent_noise and latent_l2 must be >= 0")
+
+
+@dataclass
+class DenoiserConfig:
+    """Stage 2: a 1-D U-Net over the latent; ``mults`` multiply ``channels`` at each level (each
+    level after the first halves the length), ``attention`` adds self-attention at the bottom."""
+
+    channels: int = 64
+    mults: list[int] = field(default_factory=lambda: [1, 2])
+    blocks: int = 1
+    attention: bool = True
+    heads: int = 4
+    dropout: float = 0.0
+
+    def validate(self) -> None:
+        """Raise :class:`OmigenInputError` naming the first invalid setting."""
+        if self.channels < 1 or not self.mults or any(m < 1 for m in self.mults):
+            raise OmigenInputError(f"denoiser channels and mults must be >= 1, got {self.channels}, {self.mults}")
+        if self.blocks < 1:
+            raise OmigenInputError(f"denoiser blocks must be >= 1, got {self.blocks}")
+        if self.attention and (self.channels * self.mults[-1]) % self.heads:
+            raise OmigenInputError(f"denoiser heads ({self.heads}) must divide the bottom width "
+                                   f"{self.channels * self.mults[-1]}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise OmigenInputError(f"denoiser dropout must be in [0, 1), got {self.dropout}")
+
+
+def _ae_train() -> TrainConfig:
+    return TrainConfig(steps=600, batch_size=64, lr=2e-3, ema_decay=0.99, lr_schedule="cosine",
+                       warmup_steps=50, log_every=100, ckpt_every=500)
+
+
+def _diff_train() -> TrainConfig:
+    return TrainConfig(steps=DEFAULT_STEPS, batch_size=128, lr=1e-3, ema_decay=0.999, lr_schedule="cosine",
+                       warmup_steps=100, log_every=100, ckpt_every=500)
+
+
+def _diffusion() -> DiffusionConfig:
+    return DiffusionConfig(timesteps=1000, schedule="cosine", cond_drop=0.1)
+
+
+@dataclass
+class DnaLatentConfig(RunConfig):
+    """Options of ``omigen run dna_latent``.
+
+    Data: ``data`` (None: the bundled DHS subset, 200 bp, 4 cell types) read by the plugin's
+    FASTA/TSV readers; ``split_column`` names the table column holding ``train_split`` and
+    ``test_split`` (the bundled data's chromosome split); data without it is split at random,
+    stratified, with ``test_fraction``. ``max_train``/``max_test`` cap the training/test set (a
+    seeded stratified subset; 0: all).
+
+    Training: ``steps`` (diffusion-stage steps; ``diffusion_train.steps`` follows it),
+    ``autoencoder_train`` (stage "autoencoder"), ``diffusion_train`` (stage "diffusion"),
+    ``autoencoder``, ``denoiser``, ``diffusion``. ``conditional=False`` ignores the labels.
+
+    Sampling: ``sampler`` (ddim|ddpm), ``sample_steps`` (DDIM steps), ``guidance`` (classifier-free
+    guidance weight; 1 = plain conditional), ``n_per_class`` (0: the test split's class counts).
+    """
+
+    steps: int = DEFAULT_STEPS
+    split_column: str = "split"
+    train_split: str = "training"
+    test_split: str = "test"
+    test_fraction: float = 0.2
+    max_train: int = 0
+    max_test: int = 0
+    conditional: bool = True
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    diffusion: DiffusionConfig = field(default_factory=_diffusion)
+    autoencoder_train: TrainConfig = field(default_factory=_ae_train)
+    diffusion_train: TrainConfig = field(default_factory=_diff_train)
+    sampler: str = "ddim"
+    sample_steps: int = 50
+    guidance: float = 1.0
+    n_per_class: int = 0
+
+    def validate(self) -> None:
+        """Raise :class:`OmigenInputError` naming the first invalid setting."""
+        self.autoencoder.validate()
+        self.denoiser.validate()
+        self.diffusion.validate()
+        if self.steps < 0:
+            raise OmigenInputError(f"steps must be >= 0, got {self.steps}")
+        if self.sampler not in SAMPLERS:
+            raise OmigenInputError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.sample_steps < 1:
+            raise OmigenInputError(f"sample_steps must be >= 1, got {self.sample_steps}")
+        if self.n_per_class < 0 or self.max_train < 0 or self.max_test < 0:
+            raise OmigenInputError("n_per_class, max_train and max_test must be >= 0")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise OmigenInputError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
