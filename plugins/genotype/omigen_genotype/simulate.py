@@ -125,11 +125,35 @@ def _rare_sites(ts, maf: float) -> np.ndarray:
     """Mask (True = leave out) of sites whose rarest non-major allele is below ``maf``."""
     mask = np.zeros(ts.num_sites, dtype=bool)
     n = ts.num_samples
-    for v in ts.variants():
-        counts = np.bincount(v.genotypes[v.genotypes >= 0], minlength=len(v.alleles))
+    for v in ts.variants(copy=False):
+        g = v.genotypes
+        if len(v.alleles) == 2:  # nearly every site: no missing data in a simulation, one derived allele
+            alt = int(g.sum())
+            mask[v.site.id] = min(alt, n - alt) < maf * n
+            continue
+        counts = np.bincount(g[g >= 0], minlength=len(v.alleles))
         counts = np.sort(counts[counts > 0])[::-1]
         mask[v.site.id] = counts.size < 2 or counts[1:].min() < maf * n
     return mask
+
+
+class _Chunked:
+    """Gathers small text writes (tskit writes a VCF line at a time) into ~1 MB writes to ``raw``."""
+
+    def __init__(self, raw, size: int = 1 << 20) -> None:
+        self.raw, self.size, self.parts, self.n = raw, size, [], 0
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        self.n += len(text)
+        if self.n >= self.size:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self.parts:
+            self.raw.write("".join(self.parts))
+        self.parts, self.n = [], 0
 
 
 def _individual_names(ts) -> tuple[list[str], list[str]]:
@@ -170,9 +194,12 @@ def _build(params: SimulationParams, folder: Path) -> None:
     ts = _simulate_tree_sequence(params)
     names, pops = _individual_names(ts)
     vcf = folder / "genotypes.vcf.gz"
-    writer = bgzf.BgzfWriter(str(vcf), "wb")
+    mask = _rare_sites(ts, params.maf)
+    writer = bgzf.BgzfWriter(str(vcf), "wb", compresslevel=1)  # a cache: speed over size
     try:
-        ts.write_vcf(writer, contig_id=CONTIG, individual_names=names, site_mask=_rare_sites(ts, params.maf))
+        out = _Chunked(writer)
+        ts.write_vcf(out, contig_id=CONTIG, individual_names=names, site_mask=mask)
+        out.flush()
     finally:
         writer.close()
     covariates = folder / "covariates.tsv"
