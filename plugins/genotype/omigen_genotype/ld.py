@@ -75,7 +75,8 @@ def ld_compare(real: np.ndarray, synthetic: np.ndarray, pos: np.ndarray, chrom: 
     edges = np.linspace(0.0, float(window), n_bins + 1)
     sums = np.zeros(6)  # n, sx, sy, sxx, syy, sxy
     bin_n, bin_r, bin_s = np.zeros(n_bins), np.zeros(n_bins), np.zeros(n_bins)
-    Zr, Zs = standardise(real), standardise(synthetic)
+    # float32 halves the matmul time; r² needs no more than ~6 significant digits.
+    Zr, Zs = standardise(real).astype(np.float32), standardise(synthetic).astype(np.float32)
     nr, ns = real.shape[0], synthetic.shape[0]
     for run in _chrom_runs(chrom):
         idx = run[keep[run]]
@@ -93,8 +94,8 @@ def ld_compare(real: np.ndarray, synthetic: np.ndarray, pos: np.ndarray, chrom: 
                 mask = (gj > gi) & (dist <= window)
                 if not mask.any():
                     continue
-                x = np.clip((A_r.T @ Zr[:, idx[cols]] / nr)[mask] ** 2, 0.0, 1.0)
-                y = np.clip((A_s.T @ Zs[:, idx[cols]] / ns)[mask] ** 2, 0.0, 1.0)
+                x = np.clip((A_r.T @ Zr[:, idx[cols]] / nr)[mask].astype(np.float64) ** 2, 0.0, 1.0)
+                y = np.clip((A_s.T @ Zs[:, idx[cols]] / ns)[mask].astype(np.float64) ** 2, 0.0, 1.0)
                 sums += [x.size, x.sum(), y.sum(), x @ x, y @ y, x @ y]
                 b = np.minimum((dist[mask] / window * n_bins).astype(np.int64), n_bins - 1)
                 bin_n += np.bincount(b, minlength=n_bins)
