@@ -198,7 +198,8 @@ def test_gwas_concordance_on_a_planted_effect():
     real, syn = geno(Gr, phenotype=yr, meta=meta), geno(Gs, phenotype=ys)
     out = metric("gwas").compute(real, syn)
     assert out["effect_r"] > 0.95 and out["n_real_hits"] >= 3 and out["top_hit_overlap"] >= 0.5
-    assert metric("gwas-causal").compute(real, syn) == {"causal_recall_synthetic": 1.0, "causal_recall_real": 1.0}
+    assert metric("gwas-causal").compute(real, syn) == {"causal_recall_synthetic": 1.0, "causal_recall_real": 1.0,
+                                                        "n_causal": 3.0}
     shuffled = geno(Gs, phenotype=rng.permutation(ys))  # genotype-phenotype link broken
     assert metric("gwas-causal").compute(real, shuffled)["causal_recall_synthetic"] < 1.0
     assert metric("gwas").compute(real, shuffled)["effect_r"] < 0.8
@@ -206,6 +207,9 @@ def test_gwas_concordance_on_a_planted_effect():
         metric("gwas").compute(real, geno(Gs))
     with pytest.raises(OmigenInputError, match="known causal SNPs"):
         metric("gwas-causal").compute(geno(Gr, phenotype=yr), syn)
+    elsewhere = geno(Gr, phenotype=yr, meta={"causal_variants": ["elsewhere"]})
+    assert metric("gwas-causal").compute(elsewhere, syn) == {"causal_recall_synthetic": 0.0,
+                                                             "causal_recall_real": 0.0, "n_causal": 0.0}
 
 
 def test_compared_snps_fallback():

@@ -25,7 +25,8 @@ Definitions (per SNP unless said otherwise; "real" is the held-out set):
   are labelled; effect-size r over SNPs with real p < 1e-3 (the 10 strongest real SNPs when fewer than 3
   pass); top-hit overlap: the share of the k strongest real SNPs among the k strongest synthetic ones,
   k the number of SNPs compared. ``gwas-causal``: fraction of the known causal SNPs
-  (``meta["causal_variants"]`` of the real or training data) at p < 1e-3. Both need a numeric
+  (``meta["causal_variants"]`` of the real or training data) at p < 1e-3, and how many of them the data
+  hold (recalls are 0 when none). Both need a numeric
   phenotype column (``phenotype``, else the first numeric one) in both sets.
 """
 
@@ -211,11 +212,15 @@ def compute_gwas(real: "GenotypeData", synthetic: "GenotypeData", train=None, se
 def compute_gwas_causal(real: "GenotypeData", synthetic: "GenotypeData", train=None,
                         seed: int = 0) -> dict[str, float]:
     """Fraction of the known causal SNPs found at p < 1e-3 in the synthetic and in the real data."""
-    c = _gwas(real, synthetic, train)
-    if c.causal_recall_synthetic is None:
+    causal = causal_indices(real, train)
+    if causal is None:
         raise OmigenInputError("metric 'gwas-causal' needs known causal SNPs (meta['causal_variants']), "
                                "which only simulated data carry")
-    return {"causal_recall_synthetic": c.causal_recall_synthetic, "causal_recall_real": c.causal_recall_real}
+    if causal.size == 0:  # e.g. a run on the first k SNPs: nothing to recover, reported as such
+        return {"causal_recall_synthetic": 0.0, "causal_recall_real": 0.0, "n_causal": 0.0}
+    c = _gwas(real, synthetic, train)
+    return {"causal_recall_synthetic": c.causal_recall_synthetic, "causal_recall_real": c.causal_recall_real,
+            "n_causal": float(causal.size)}
 
 
 _G = ("genotype",)
@@ -243,7 +248,8 @@ METRICS: list[MetricSpec] = [
     MetricSpec("gwas", _G, {"effect_r": "higher", "top_hit_overlap": "higher", "n_real_hits": "info",
                             "n_compared": "info"}, compute_gwas,
                description="per-SNP phenotype regression: effect-size correlation over real hits (p < 1e-3)"),
-    MetricSpec("gwas-causal", _G, {"causal_recall_synthetic": "higher", "causal_recall_real": "info"},
+    MetricSpec("gwas-causal", _G, {"causal_recall_synthetic": "higher", "causal_recall_real": "info",
+                                   "n_causal": "info"},
                compute_gwas_causal, description="known causal SNPs recovered at p < 1e-3 (simulated data)"),
 ]
 
