@@ -101,6 +101,23 @@ def test_ld_decay_bins_and_maf_filter():
     assert none.n_pairs == 0 and none.r2_corr == 0.0 and none.decay_mad == 1.0
 
 
+def test_ld_within_populations_removes_structure():
+    rng = np.random.default_rng(8)
+    lab = np.repeat(["A", "B"], 300)
+    p = np.where(lab[:, None] == "A", 0.1, 0.9) * np.ones(6)  # every SNP differentiated, none linked
+    G = rng.binomial(2, p)
+    pooled, within = ld.r2_matrix(G), ld.r2_matrix(ld.standardise(G, lab))
+    iu = np.triu_indices(6, 1)
+    assert pooled[iu].min() > 0.4 and within[iu].max() < 0.03
+    Z = ld.standardise(np.array([[0, 1], [2, 1], [1, 0], [1, 2]]), np.array(["x", "x", "y", "y"]))
+    # Centred per group: [-1, 1, 0, 0] and [0, 0, -1, 1], then scaled to unit sd (sqrt(1/2)).
+    np.testing.assert_allclose(Z, np.sqrt(2) * np.array([[-1, 0], [1, 0], [0, -1], [0, 1]]))
+    real, syn = geno(G, labels=lab), geno(rng.binomial(2, p), labels=lab)
+    out = metric("ld").compute(real, syn)
+    assert out["ld_r2_corr_pooled"] > out["ld_r2_corr"]
+    assert out["ld_r2_mean_real"] < 0.03
+
+
 def test_ld_metric_perfect_and_independent():
     rng = np.random.default_rng(2)
     hap = rng.binomial(2, 0.4, size=(200, 10))

@@ -1,7 +1,10 @@
 """Linkage disequilibrium: r² between SNP pairs within a distance window, real against synthetic.
 
 r² of a pair is the squared Pearson correlation of the two dosage columns (a SNP constant in one data
-set has r² = 0 with everything there). Pairs are the SNPs on one chromosome at most ``window`` bp apart
+set has r² = 0 with everything there). In a sample pooled from several populations, allele-frequency
+differences between populations add LD between every pair of differentiated SNPs, even unlinked ones;
+given population labels, dosages are centred within each population first, so r² measures the LD
+inside populations (what haplotypes carry) and not the structure (which the PCA and Fst metrics score). Pairs are the SNPs on one chromosome at most ``window`` bp apart
 among the SNPs with minor-allele frequency >= ``min_maf`` in the real data; the synthetic data is
 scored on the same pairs. The chromosome is walked in blocks of ``chunk`` SNPs against the SNPs up to
 ``window`` bp downstream (also in blocks), so memory is ``samples x chunk`` and ``chunk x chunk``
@@ -41,11 +44,20 @@ class LDComparison:
         return float(np.abs(self.decay_real[ok] - self.decay_synthetic[ok]).mean()) if ok.any() else 1.0
 
 
-def standardise(G: np.ndarray) -> np.ndarray:
-    """Columns centred and scaled to unit variance (float64); constant columns become 0."""
+def standardise(G: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Columns centred and scaled to unit variance (float64); constant columns become 0.
+
+    With ``groups`` (one label per row), each row is centred on its group's column means first, so
+    the correlations are within-group ones pooled over groups.
+    """
     X = np.asarray(G, dtype=np.float64)
+    if groups is not None:
+        _, inv = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+        sums = np.zeros((inv.max() + 1, X.shape[1]))
+        np.add.at(sums, inv, X)
+        X = X - (sums / np.bincount(inv)[:, None])[inv]
     sd = X.std(axis=0)
-    return (X - X.mean(axis=0)) / np.where(sd > 0, sd, np.inf)
+    return (X - X.mean(axis=0)) / np.where(sd > 1e-12, sd, np.inf)
 
 
 def r2_matrix(G: np.ndarray) -> np.ndarray:
@@ -59,9 +71,12 @@ def _chrom_runs(chrom: np.ndarray) -> list[np.ndarray]:
 
 
 def ld_compare(real: np.ndarray, synthetic: np.ndarray, pos: np.ndarray, chrom: np.ndarray | None = None,
-               window: int = 100_000, min_maf: float = 0.05, n_bins: int = 20,
-               chunk: int = 512) -> LDComparison:
-    """Compare r² of real and synthetic dosages over SNP pairs within ``window`` bp (see module docstring)."""
+               window: int = 100_000, min_maf: float = 0.05, n_bins: int = 20, chunk: int = 512,
+               real_groups: np.ndarray | None = None, synthetic_groups: np.ndarray | None = None) -> LDComparison:
+    """Compare r² of real and synthetic dosages over SNP pairs within ``window`` bp (see module docstring).
+
+    ``real_groups`` / ``synthetic_groups`` (e.g. populations) make the r² within-group (see :func:`standardise`).
+    """
     from omigen_genotype.popgen import maf
 
     if real.shape[1] != synthetic.shape[1] or real.shape[1] != len(pos):
@@ -76,7 +91,8 @@ def ld_compare(real: np.ndarray, synthetic: np.ndarray, pos: np.ndarray, chrom: 
     sums = np.zeros(6)  # n, sx, sy, sxx, syy, sxy
     bin_n, bin_r, bin_s = np.zeros(n_bins), np.zeros(n_bins), np.zeros(n_bins)
     # float32 halves the matmul time; r² needs no more than ~6 significant digits.
-    Zr, Zs = standardise(real).astype(np.float32), standardise(synthetic).astype(np.float32)
+    Zr = standardise(real, real_groups).astype(np.float32)
+    Zs = standardise(synthetic, synthetic_groups).astype(np.float32)
     nr, ns = real.shape[0], synthetic.shape[0]
     for run in _chrom_runs(chrom):
         idx = run[keep[run]]

@@ -42,7 +42,8 @@ def ld_decay_figure(real: "GenotypeData", synthetic: "GenotypeData",
         ax.plot(mids, ld.decay_synthetic, "--", label=f"{name} (MAD {ld.decay_mad:.3f})")
     ax.set_xlabel("distance between SNPs (kb)")
     ax.set_ylabel("mean r²")
-    ax.set_title(f"LD decay ({first.n_pairs:,} pairs, MAF >= 5%)")
+    where = "within populations, " if real.labels is not None and synthetic.labels is not None else ""
+    ax.set_title(f"LD decay ({where}{first.n_pairs:,} pairs, MAF >= 5%)")
     ax.legend(fontsize=8)
     return fig
 
