@@ -12,7 +12,7 @@ from omigen.errors import OmigenInputError
 from omigen.train import TrainConfig
 
 #: Training steps of the diffusion stage in a default run (the top-level ``steps``, i.e. ``--steps``).
-DEFAULT_STEPS = 2500
+DEFAULT_STEPS = 2000
 SAMPLERS = ("ddim", "ddpm")
 
 
@@ -52,7 +52,7 @@ class DenoiserConfig:
     """Stage 2: a 1-D U-Net over the latent; ``mults`` multiply ``channels`` at each level (each
     level after the first halves the length), ``attention`` adds self-attention at the bottom."""
 
-    channels: int = 64
+    channels: int = 32
     mults: list[int] = field(default_factory=lambda: [1, 2])
     blocks: int = 1
     attention: bool = True
@@ -102,6 +102,7 @@ class DnaLatentConfig(RunConfig):
 
     Sampling: ``sampler`` (ddim|ddpm), ``sample_steps`` (DDIM steps), ``guidance`` (classifier-free
     guidance weight; 1 = plain conditional), ``n_per_class`` (0: the test split's class counts).
+    ``evaluate=False`` skips the metrics and the report (e.g. when a benchmark scores the run itself).
     """
 
     steps: int = DEFAULT_STEPS
@@ -121,6 +122,7 @@ class DnaLatentConfig(RunConfig):
     sample_steps: int = 50
     guidance: float = 1.0
     n_per_class: int = 0
+    evaluate: bool = True
 
     def validate(self) -> None:
         """Raise :class:`OmigenInputError` naming the first invalid setting."""

@@ -274,15 +274,19 @@ def run(ctx):
     fasta = io.write_fasta(synthetic, ctx.path(SYNTHETIC))
     accuracy = {"train": reconstruction_accuracy(ae, codes[:2000], device=ctx.device),
                 "test": reconstruction_accuracy(ae, io.codes_of(test), device=ctx.device)}
-    from omigen.evaluate import evaluate_run
+    files = {"synthetic": str(fasta), "autoencoder": str(ctx.path(f"{AE_STAGE}.ckpt")),
+             "diffusion": str(ctx.path(f"{DIFFUSION_STAGE}.ckpt"))}
+    rows: dict = {}
+    if cfg.evaluate:
+        from omigen.evaluate import evaluate_run
 
-    evaluation = evaluate_run(ctx, train=train, test=test, synthetic=synthetic,
-                              sections=report_sections(train, test, synthetic, accuracy, ae_fit, diff_fit),
-                              title="DNA latent diffusion (omigen-dna-latent)")
+        evaluation = evaluate_run(ctx, train=train, test=test, synthetic=synthetic,
+                                  sections=report_sections(train, test, synthetic, accuracy, ae_fit, diff_fit),
+                                  title="DNA latent diffusion (omigen-dna-latent)")
+        rows = evaluation.rows
+        files["report"] = str(ctx.path("report.html"))
     return RunResult(
-        synthetic=synthetic, metrics=evaluation.rows,
-        files={"synthetic": str(fasta), "autoencoder": str(ctx.path(f"{AE_STAGE}.ckpt")),
-               "diffusion": str(ctx.path(f"{DIFFUSION_STAGE}.ckpt")), "report": str(ctx.path("report.html"))},
+        synthetic=synthetic, metrics=rows, files=files,
         summary=[("sequences", ", ".join(f"{k}: {v}" for k, v in counts.items())), ("length", str(length)),
                  ("reconstruction accuracy (test)", f"{accuracy['test']:.4f}")])
 

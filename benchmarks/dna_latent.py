@@ -1,0 +1,197 @@
+"""Benchmark of ``omigen run dna_latent`` on the human DHS data (200 bp, 4 cell types): the model vs the baselines.
+
+Not a test. Training data: by default the plugin's bundled demo subset, which is a documented
+subset of the DHS ``training`` chromosome split (2,000 sequences per cell type drawn with
+``random_state=0``); ``--train-on full`` trains on the whole training split of
+``<data-root>/dhs-200bp/dhs_sequences.tsv.gz`` instead. Either way the model draws as many
+sequences per cell type as the full ``test`` split holds (4,565) and is scored against that test
+split, next to the 5th-order Markov baseline and the position-frequency baseline (fitted on the
+same training sequences as the model) and the real training data (real-vs-real reference):
+
+- FReD (the plugin's shipped reference embedder), cell-type classifier accuracy on synthetic
+  (by intended label) and on real test sequences, detection AUC (boosted trees on 4-mer plus
+  binned GC/CpG features), JASPAR motif positional correlation for the default motifs present
+  in the real data, fraction unique and exact copies of training sequences (those the model saw
+  and the whole training split);
+- autoencoder per-base reconstruction accuracy on the test split, train/sample wall times,
+  sampling throughput at 200 bp (the trained model) and at 1,024 bp (the same architecture,
+  untrained: throughput does not depend on the weights).
+
+``--run-dir`` keeps the run folder; when it already holds a finished run, that run is scored
+instead of training a new one. Writes ``benchmarks/results/dna_latent.json`` and prints a table.
+Timings depend on the machine and on what else runs on it; the JSON records the thread count and
+the load average.
+
+    python benchmarks/dna_latent.py [--data-root ../shared/data] [--train-on bundled|full] [--run-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _score(name, synthetic, train, test, motifs, embedder, seed):
+    from omigen_dna_latent import io
+    from omigen_dna_latent.classifier import conditional_fidelity
+    from omigen_dna_latent.fred import fred
+    from omigen_dna_latent.motifs import motif_statistics
+    from omigen_dna_latent.seqmetrics import detection_auc, exact_copies, fraction_unique
+
+    t0 = time.perf_counter()
+    syn, real, tr = io.codes_of(synthetic), io.codes_of(test), io.codes_of(train)
+    stats = motif_statistics(real, syn, motifs)
+    present = {m: s for m, s in stats.items() if s["real_rate"] > 0}
+    fid = conditional_fidelity(test, synthetic, train, seed=seed)
+    row = {
+        "fred": fred(test, synthetic, embedder, seed=seed),
+        "classifier_accuracy_synthetic": fid["synthetic_accuracy"],
+        "classifier_accuracy_real_test": fid["test_accuracy"],
+        "detection_auc": detection_auc(real, syn, seed=seed),
+        "motif_position_r": {m: s["position_r"] for m, s in present.items()},
+        "motif_position_r_min": float(np.nanmin([s["position_r"] for s in present.values()])),
+        "motif_position_r_mean": float(np.nanmean([s["position_r"] for s in present.values()])),
+        "motif_count_js_mean": float(np.mean([s["count_js"] for s in present.values()])),
+        "fraction_unique": fraction_unique(syn),
+        "exact_copies_of_training": exact_copies(syn, tr),
+    }
+    print(f"  scored {name} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return row
+
+
+def _throughput(ae, model, classes, n, steps, guidance):
+    from omigen_dna_latent.pipeline import generate
+
+    counts = {c: n // len(classes) + (i < n % len(classes)) for i, c in enumerate(classes)}
+    t0 = time.perf_counter()
+    generate(ae, model, classes, counts, seed=0, sampler="ddim", steps=steps, guidance=guidance)
+    seconds = time.perf_counter() - t0
+    return {"n": n, "ddim_steps": steps, "guidance": guidance, "seconds": round(seconds, 2),
+            "sequences_per_second": round(n / seconds, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--train-on", choices=("bundled", "full"), default="bundled",
+                    help="bundled: the plugin's demo subset of the training split; full: the whole training split")
+    ap.add_argument("--max-train", type=int, default=0, help="cap on training sequences (0: all)")
+    ap.add_argument("--steps", type=int, default=None, help="diffusion training steps (default: the pipeline's)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more pipeline options")
+    ap.add_argument("--run-dir", type=Path, default=None, help="keep the run folder here")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dna_latent.json")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    import torch
+
+    from omigen.config import parse_sets, to_dict
+    from omigen.io import write_json
+    from omigen.run import run_pipeline
+    from omigen_dna_latent import io
+    from omigen_dna_latent.autoencoder import build_autoencoder, reconstruction_accuracy
+    from omigen_dna_latent.baselines import generate_markov, generate_position_frequency
+    from omigen_dna_latent.denoiser import build_latent_diffusion
+    from omigen_dna_latent.fred import load_embedder
+    from omigen_dna_latent.motifs import load_motifs
+    from omigen_dna_latent.pipeline import _cap, _diffusion_info, generate, load_models
+    from omigen_dna_latent.seqmetrics import exact_copies
+
+    path = args.data_root / "dhs-200bp" / "dhs_sequences.tsv.gz"
+    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="dna_latent-bench-")) / "run"
+    if (run_dir / "diffusion.ckpt").is_file() and (run_dir / "manifest.json").is_file():
+        from omigen.config import from_dict
+        from omigen_dna_latent.config import DnaLatentConfig
+
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        cfg = from_dict(DnaLatentConfig, json.loads((run_dir / "config.json").read_text())["config"])
+        timings, run_seconds, device = manifest["timings"], manifest["wall_seconds"], manifest["device"]
+        print(f"scoring the finished run in {run_dir}", flush=True)
+    else:
+        overrides = {"data": str(path) if args.train_on == "full" else None, "max_train": args.max_train,
+                     "seed": args.seed, "evaluate": False}
+        if args.steps is not None:
+            overrides["steps"] = args.steps
+        t0 = time.perf_counter()
+        _, ctx = run_pipeline("dna_latent", out_dir=run_dir, sets=parse_sets(args.set), overrides=overrides,
+                              progress=False)
+        run_seconds = time.perf_counter() - t0
+        cfg, timings, device = ctx.config, ctx.timings, ctx.device
+    train_source = Path(cfg.data) if cfg.data else io.BUNDLED
+    train = _cap(io.read_table(train_source, split=cfg.train_split), cfg.max_train, cfg.seed)
+    full_train = io.read_table(path, split="training")
+    test = io.read_table(path, split="test")
+
+    ae, model, classes, _ = load_models(run_dir)
+    rows = {}
+    motifs, embedder = load_motifs(), load_embedder()
+    wanted = test.label_counts()
+    synthetic = generate(ae, model, classes, wanted, seed=args.seed, sampler=cfg.sampler, steps=cfg.sample_steps,
+                         guidance=cfg.guidance)
+    rows["model"] = _score("model", synthetic, train, test, motifs, embedder, args.seed)
+    for name, fn in (("baseline:markov", generate_markov), ("baseline:position-frequency", generate_position_frequency)):
+        rows[name] = _score(name, fn(train, wanted, args.seed), train, test, motifs, embedder, args.seed)
+    rows["reference:real"] = _score("reference:real", _cap(train, len(test), args.seed), train, test, motifs,
+                                    embedder, args.seed)
+
+    speed = {"200bp": _throughput(ae, model, classes, 1000, 50, cfg.guidance)}
+    torch.manual_seed(0)
+    long_ae = build_autoencoder(cfg.autoencoder, {"length": 1024}).eval()
+    long_model = build_latent_diffusion(cfg.denoiser, _diffusion_info(cfg, 1024, len(classes))).eval()
+    speed["1024bp_untrained_same_architecture"] = _throughput(long_ae, long_model, classes, 200, 50, cfg.guidance)
+
+    m, mk = rows["model"], rows["baseline:markov"]
+    copies_full = exact_copies(io.codes_of(synthetic), io.codes_of(full_train))
+    targets = {
+        "fred_below_markov": m["fred"] < mk["fred"],
+        "classifier_within_10_points": abs(m["classifier_accuracy_synthetic"] - m["classifier_accuracy_real_test"]) <= 0.10,
+        "detection_below_markov": m["detection_auc"] < mk["detection_auc"],
+        "detection_at_most_0.60": m["detection_auc"] <= 0.60,
+        "motif_position_r_at_least_0.9": m["motif_position_r_min"] >= 0.9,
+        "no_training_copies": m["exact_copies_of_training"] == 0 and copies_full == 0,
+        "at_least_99pct_unique": m["fraction_unique"] >= 0.99,
+        "sampling_1000x200bp_50_ddim_at_most_30s": speed["200bp"]["seconds"] <= 30,
+        "run_at_most_300s": run_seconds <= 300,
+    }
+    report = {
+        "data": {"test_file": "shared/data/dhs-200bp/dhs_sequences.tsv.gz", "test_split": "test",
+                 "train_file": "bundled demo subset" if not cfg.data else "shared/data/dhs-200bp/dhs_sequences.tsv.gz",
+                 "train_split": cfg.train_split, "n_train": len(train), "n_test": len(test),
+                 "n_synthetic": len(synthetic), "max_train": cfg.max_train},
+        "config": to_dict(cfg),
+        "autoencoder_test_accuracy": reconstruction_accuracy(ae, io.codes_of(test)),
+        "timings_seconds": {**{k: round(v, 1) for k, v in timings.items()}, "run_total": round(run_seconds, 1)},
+        "exact_copies_of_full_training_split": copies_full,
+        "sampling": speed,
+        "rows": rows,
+        "targets_met": targets,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(),
+                    "device": device},
+    }
+    write_json(args.out, report)
+
+    cols = ["fred", "classifier_accuracy_synthetic", "classifier_accuracy_real_test", "detection_auc",
+            "motif_position_r_min", "motif_position_r_mean", "motif_count_js_mean", "fraction_unique",
+            "exact_copies_of_training"]
+    print(f"\n{'':28s}" + "".join(f"{c[:14]:>15s}" for c in cols))
+    for name, row in rows.items():
+        print(f"{name:28s}" + "".join(f"{row[c]:15.4g}" for c in cols))
+    print(f"\nautoencoder test accuracy {report['autoencoder_test_accuracy']:.5f}; run {run_seconds:.0f} s "
+          f"({report['timings_seconds']}); sampling {json.dumps(speed)}")
+    print("targets:", json.dumps(targets, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
