@@ -79,3 +79,11 @@ def test_phenotype_has_the_asked_heritability():
     # The genetic value is exactly recoverable from the causal SNPs: regression gives R² = h² (noise aside).
     coef, *_ = np.linalg.lstsq(np.c_[np.ones(4000), X], y, rcond=None)
     assert abs(1 - np.var(y - np.c_[np.ones(4000), X] @ coef) / y.var() - 0.5) < 0.05
+
+
+def test_dataset_spec_load_without_path_is_the_simulation(cache):
+    from omigen_genotype.vcf import DATASETS
+
+    d = DATASETS[0].load(None, cache_dir=cache, **TINY)
+    np.testing.assert_array_equal(d.G, load_default(SimulationParams(**TINY), cache_dir=cache).G)
+    assert d.meta["causal_variants"]

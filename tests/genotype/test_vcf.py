@@ -48,11 +48,19 @@ def test_edge_cases_are_skipped_and_counted(tmp_path):
     assert d.variants["id"].tolist() == ["rs1", "rs4", "1:70:G:C"]
     assert d.variants["pos"].tolist() == [10, 40, 70]
     assert d.variants[["ref", "alt"]].values.tolist() == [["A", "G"], ["C", "T"], ["G", "C"]]
-    assert d.meta["skipped"] == {"multiallelic": 1, "non_snp": 2, "no_alt": 1, "non_diploid": 1}
+    assert d.meta["skipped"] == {"multiallelic": 1, "non_snp": 2, "no_alt": 1, "non_diploid": 1, "no_gt": 0}
     assert d.meta["sites_read"] == 8
     assert d.meta["phased_calls"] == 4  # three in rs1, one in the 1|0 call
     assert d.labels is None and d.phenotypes is None
     assert list(d.samples) == ["a", "b", "c"]
+
+
+def test_sites_without_gt_are_skipped(tmp_path):
+    text = HEADER.replace("##FORMAT=<ID=GT", '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n##FORMAT=<ID=GT')
+    text += "1\t10\trs1\tA\tG\t.\tPASS\t.\tDP\t3\t4\t5\n1\t20\trs2\tA\tG\t.\tPASS\t.\tGT:DP\t0/1:3\t1/1:4\t0/0:5\n"
+    d = read_vcf(write(tmp_path / "dp.vcf", text))
+    assert d.variants["id"].tolist() == ["rs2"] and d.G[:, 0].tolist() == [1, 2, 0]
+    assert d.meta["skipped"]["no_gt"] == 1
 
 
 def test_missing_calls_error_names_the_first(tmp_path):

@@ -5,8 +5,8 @@ Reading (:func:`read_vcf`, through cyvcf2/htslib, so ``.vcf``, bgzipped ``.vcf.g
 - kept: sites with one ALT allele where REF and ALT are single bases (A, C, G, T) and every call is
   diploid; phased (``0|1``) and unphased (``0/1``) calls are read alike, as the number of ALT alleles.
 - skipped and counted in ``meta["skipped"]``: ``multiallelic`` sites, ``non_snp`` sites (indels, MNPs,
-  symbolic alleles such as ``<DEL>``), ``no_alt`` sites (ALT ``.``) and ``non_diploid`` sites (any
-  haploid or polyploid call, e.g. chrX in males).
+  symbolic alleles such as ``<DEL>``), ``no_alt`` sites (ALT ``.``), ``non_diploid`` sites (any
+  haploid or polyploid call, e.g. chrX in males) and ``no_gt`` sites (no GT field).
 - missing calls (``./.``, or half-missing ``0/.``) follow ``missing``: ``"error"`` (default: name the
   first one), ``"drop-variant"`` (drop every site with a missing call) or ``"impute-mode"`` (fill with
   the site's most common observed genotype; sites with no observed call are dropped).
@@ -123,7 +123,7 @@ def _contigs(vcf) -> dict[str, int]:
 
 def _scan(vcf, path: Path) -> tuple[np.ndarray, list[tuple], dict[str, int], int]:
     """Dosage matrix (samples x kept sites, -1 = missing), site rows, skip counts, phased calls."""
-    skipped = {"multiallelic": 0, "non_snp": 0, "no_alt": 0, "non_diploid": 0}
+    skipped = {"multiallelic": 0, "non_snp": 0, "no_alt": 0, "non_diploid": 0, "no_gt": 0}
     columns: list[np.ndarray] = []
     sites: list[tuple] = []
     phased = 0
@@ -142,8 +142,13 @@ def _scan(vcf, path: Path) -> tuple[np.ndarray, list[tuple], dict[str, int], int
                 continue
             # One row per sample: allele indices (-1 missing, -2 "no such allele": lower ploidy),
             # then the phased flag.
-            arr = v.genotype.array() if v.genotype is not None else None
-            if arr is None or arr.shape[1] != 3 or (arr[:, :2] == -2).any():
+            # (Variant.FORMAT crashes cyvcf2 0.35 on lazily parsed records; a missing GT raises instead.)
+            try:
+                arr = v.genotype.array()
+            except Exception:  # noqa: BLE001 - cyvcf2 raises a bare Exception when there is no GT field
+                skipped["no_gt"] += 1
+                continue
+            if arr.shape[1] != 3 or (arr[:, :2] == -2).any():
                 skipped["non_diploid"] += 1
                 continue
             alleles = arr[:, :2]
