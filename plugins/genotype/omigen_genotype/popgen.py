@@ -12,7 +12,7 @@ import numpy as np
 
 def allele_freq(G: np.ndarray) -> np.ndarray:
     """Alternate-allele frequency of each SNP (column mean of the dosage over 2)."""
-    return np.asarray(G, dtype=np.float64).mean(axis=0) / 2.0
+    return np.asarray(G).mean(axis=0, dtype=np.float64) / 2.0  # no float copy of the whole matrix
 
 
 def maf(G: np.ndarray) -> np.ndarray:
@@ -84,11 +84,11 @@ def three_point(G: np.ndarray, triplets: np.ndarray, chunk: int = 4096) -> np.nd
     ``E[xyz] - E[x]E[yz] - E[y]E[xz] - E[z]E[xy] + 2E[x]E[y]E[z]`` (the third joint cumulant, as in
     Yelmen et al. 2021), chunked over triplets.
     """
-    X = np.asarray(G, dtype=np.float64) / 2.0
+    G = np.asarray(G)
     out = np.empty(triplets.shape[0])
     for s in range(0, triplets.shape[0], chunk):
         t = triplets[s:s + chunk]
-        x, y, z = X[:, t[:, 0]], X[:, t[:, 1]], X[:, t[:, 2]]
+        x, y, z = (G[:, t[:, k]].astype(np.float64) / 2.0 for k in range(3))
         mx, my, mz = x.mean(0), y.mean(0), z.mean(0)
         out[s:s + chunk] = ((x * y * z).mean(0) - mx * (y * z).mean(0) - my * (x * z).mean(0)
                             - mz * (x * y).mean(0) + 2 * mx * my * mz)
