@@ -1,0 +1,197 @@
+"""The DNA metrics registered for the sequence modality (specs only; the numeric work is imported lazily).
+
+========================  ========================================================================
+metric                    outputs
+========================  ========================================================================
+``fred``                  ``fred``: Fréchet distance of reference-embedder embeddings (:mod:`.fred`)
+``motifs``                per default JASPAR motif ``<tf>_count_js`` and ``<tf>_position_r``, and
+                          their mean / minimum over the motifs that occur in the real data
+``kmer``                  ``js_k1`` .. ``js_k6``: JS divergence (bits) of k-mer spectra; ``js_mean``
+``gc``                    ``gc_wasserstein`` of per-sequence GC content; both mean GC values
+``diversity``             ``fraction_unique`` of synthetic sequences (and of the real ones, info)
+``memorisation``          identity to the nearest training sequence, synthetic vs real test;
+                          ``exact_copies`` of training sequences
+``detection``             ``auc`` of boosted trees on 4-mer + per-20-bp GC/CpG features (0.5 ideal)
+``cell-type-fidelity``    accuracy of a CNN trained on real training sequences: on synthetic (by
+                          intended label) and on real test; ``accuracy_gap`` (0 ideal)
+========================  ========================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from omigen.errors import OmigenInputError
+from omigen.registry import MetricSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from omigen.data import SequenceData
+
+#: Motifs scored by the registered ``motifs`` metric (keys are the output prefixes, lower-cased).
+MOTIF_NAMES = ("TBP", "NFYA", "SP1", "GATA1", "HNF4A", "CTCF")
+KS = (1, 2, 3, 4, 5, 6)
+#: At most this many sequences per set enter the motif scan (seeded subsample).
+MAX_MOTIF_SEQS = 20000
+
+
+def _codes(data: "SequenceData", what: str) -> "np.ndarray":
+    from omigen_dna_latent.io import codes_of
+
+    if getattr(data, "modality", None) != "sequence":
+        raise OmigenInputError(f"{what} data is not DNA sequences")
+    codes = codes_of(data)
+    if codes.size and (codes < 0).any():
+        raise OmigenInputError(f"{what} sequences contain characters other than A, C, G, T")
+    return codes
+
+
+def _pair(real: "SequenceData", synthetic: "SequenceData") -> tuple["np.ndarray", "np.ndarray"]:
+    X, Y = _codes(real, "real"), _codes(synthetic, "synthetic")
+    if X.shape[0] == 0 or Y.shape[0] == 0:
+        raise OmigenInputError("need at least one real and one synthetic sequence")
+    if X.shape[1] != Y.shape[1]:
+        raise OmigenInputError(f"real sequences have length {X.shape[1]} but synthetic ones {Y.shape[1]}")
+    return X, Y
+
+
+def _need_train(name: str, train: "SequenceData | None") -> "SequenceData":
+    if train is None:
+        raise OmigenInputError(f"metric {name!r} needs the model's training data")
+    return train
+
+
+def compute_fred(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
+    """FReD between real and synthetic sequences (shipped reference embedder)."""
+    from omigen_dna_latent.fred import fred
+
+    X, Y = _pair(real, synthetic)
+    return {"fred": fred(X, Y, seed=seed)}
+
+
+def _subsample(codes, limit: int, seed: int):
+    import numpy as np
+
+    if codes.shape[0] <= limit:
+        return codes
+    rng = np.random.default_rng(seed)
+    return codes[np.sort(rng.choice(codes.shape[0], limit, replace=False))]
+
+
+def compute_motifs(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
+    """Per-motif count divergence and positional correlation, and their summaries."""
+    import numpy as np
+
+    from omigen_dna_latent.motifs import DEFAULT_MOTIFS, load_motifs, motif_statistics
+
+    X, Y = _pair(real, synthetic)
+    motifs = load_motifs({name: DEFAULT_MOTIFS[name] for name in MOTIF_NAMES})
+    stats = motif_statistics(_subsample(X, MAX_MOTIF_SEQS, seed), _subsample(Y, MAX_MOTIF_SEQS, seed), motifs)
+    out: dict[str, float] = {}
+    for name in MOTIF_NAMES:
+        out[f"{name.lower()}_count_js"] = stats[name]["count_js"]
+        out[f"{name.lower()}_position_r"] = stats[name]["position_r"]
+    present = [s for s in stats.values() if s["real_rate"] > 0]
+    js = [s["count_js"] for s in present]
+    rs = [s["position_r"] for s in present if math.isfinite(s["position_r"])]
+    out["count_js_mean"] = float(np.mean(js)) if js else math.nan
+    out["position_r_mean"] = float(np.mean(rs)) if rs else math.nan
+    out["position_r_min"] = float(np.min(rs)) if rs else math.nan
+    return out
+
+
+def compute_kmer(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
+    """JS divergence of k-mer spectra for k = 1..6 (k longer than the sequences: NaN) and their mean."""
+    import numpy as np
+
+    from omigen_dna_latent.seqmetrics import kmer_divergence
+
+    X, Y = _pair(real, synthetic)
+    ks = [k for k in KS if k <= X.shape[1]]
+    div = kmer_divergence(X, Y, ks)
+    out = {f"js_k{k}": div.get(k, math.nan) for k in KS}
+    out["js_mean"] = float(np.mean(list(div.values())))
+    return out
+
+
+def compute_gc(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
+    """Wasserstein distance between per-sequence GC contents, and the two mean GC fractions."""
+    from omigen_dna_latent.seqmetrics import gc_content, gc_distance
+
+    X, Y = _pair(real, synthetic)
+    return {"gc_wasserstein": gc_distance(X, Y), "gc_mean_real": float(gc_content(X).mean()),
+            "gc_mean_synthetic": float(gc_content(Y).mean())}
+
+
+def compute_diversity(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
+    """Fraction of distinct sequences among the synthetic ones (and among the real ones, for scale)."""
+    from omigen_dna_latent.seqmetrics import fraction_unique
+
+    X, Y = _pair(real, synthetic)
+    return {"fraction_unique": fraction_unique(Y), "real_fraction_unique": fraction_unique(X)}
+
+
+def compute_memorisation(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
+    """Nearest-training-sequence identity of synthetic vs real test sequences; exact training copies."""
+    from omigen_dna_latent.seqmetrics import memorisation
+
+    X, Y = _pair(real, synthetic)
+    T = _codes(_need_train("memorisation", train), "training")
+    if T.shape[1] != X.shape[1]:
+        raise OmigenInputError(f"training sequences have length {T.shape[1]} but test ones {X.shape[1]}")
+    out = memorisation(Y, T, X, seed=seed)
+    out["identity_gap"] = out["identity_median"] - out["test_identity_median"]
+    return out
+
+
+def compute_detection(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
+    """C2ST AUC on order- and position-aware features (4-mer composition, GC/CpG per 20-bp bin)."""
+    from omigen_dna_latent.seqmetrics import detection_auc
+
+    X, Y = _pair(real, synthetic)
+    if X.shape[0] < 2 or Y.shape[0] < 2:
+        raise OmigenInputError("metric 'detection' needs at least 2 real and 2 synthetic sequences")
+    return {"auc": detection_auc(X, Y, seed=seed)}
+
+
+def compute_cell_type_fidelity(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
+    """Accuracy of a CNN cell-type classifier (trained on real training data) on synthetic and real test."""
+    from omigen_dna_latent.classifier import conditional_fidelity
+
+    _pair(real, synthetic)
+    return conditional_fidelity(real, synthetic, _need_train("cell-type-fidelity", train), seed=seed)
+
+
+_MOTIF_OUTPUTS: dict = {}
+for _name in MOTIF_NAMES:
+    _MOTIF_OUTPUTS[f"{_name.lower()}_count_js"] = "lower"
+    _MOTIF_OUTPUTS[f"{_name.lower()}_position_r"] = "higher"
+_MOTIF_OUTPUTS.update({"count_js_mean": "lower", "position_r_mean": "higher", "position_r_min": "higher"})
+
+_SEQ = ("sequence",)
+METRICS: list[MetricSpec] = [
+    MetricSpec("fred", _SEQ, {"fred": "lower"}, compute_fred,
+               description="Fréchet distance of embeddings from the shipped reference DNA embedder (v1)"),
+    MetricSpec("motifs", _SEQ, dict(_MOTIF_OUTPUTS), compute_motifs,
+               description="JASPAR motif hits per sequence (JS divergence) and positional-frequency correlation"),
+    MetricSpec("kmer", _SEQ, {**{f"js_k{k}": "lower" for k in KS}, "js_mean": "lower"}, compute_kmer,
+               description="Jensen-Shannon divergence of k-mer spectra, k = 1..6"),
+    MetricSpec("gc", _SEQ, {"gc_wasserstein": "lower", "gc_mean_real": "info", "gc_mean_synthetic": "info"},
+               compute_gc, description="Wasserstein distance between per-sequence GC-content distributions"),
+    MetricSpec("diversity", _SEQ, {"fraction_unique": "higher", "real_fraction_unique": "info"}, compute_diversity,
+               description="fraction of distinct synthetic sequences"),
+    MetricSpec("memorisation", _SEQ,
+               {"identity_median": "info", "identity_p95": "info", "test_identity_median": "info",
+                "test_identity_p95": "info", "identity_gap": "lower", "exact_copies": "lower",
+                "exact_copy_fraction": "lower", "test_exact_copies": "info"},
+               compute_memorisation, needs_train=True,
+               description="identity to the nearest training sequence (synthetic vs real test), exact copies"),
+    MetricSpec("detection", _SEQ, {"auc": 0.5}, compute_detection,
+               description="C2ST AUC of boosted trees on 4-mer composition plus GC/CpG per 20-bp bin"),
+    MetricSpec("cell-type-fidelity", _SEQ,
+               {"synthetic_accuracy": "higher", "test_accuracy": "info", "accuracy_gap": 0.0},
+               compute_cell_type_fidelity, needs_train=True, needs_labels=True,
+               description="CNN cell-type classifier trained on real data: accuracy on synthetic vs real test"),
+]
