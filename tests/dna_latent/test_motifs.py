@@ -78,4 +78,8 @@ def test_statistics_identical_and_shifted_sets():
     # counts: real all 1; synthetic half 1, half 2 -> JS of (0, 1) vs (0, 1/2, 1/2)
     assert moved["count_js"] == pytest.approx(1.5 - 0.75 * np.log2(3), abs=1e-9)
     assert moved["position_r"] < 0.0
+    never = mo.motif_statistics(to_codes(base), to_codes(base[:10]), toy, threshold=0.99)["acg"]
+    assert never["position_r"] == 1.0 and never["count_js"] == 0.0  # no hits in either set: they agree
+    one_sided = mo.motif_statistics(to_codes(base), to_codes(early), toy, threshold=0.99, bin_width=5)["acg"]
+    assert one_sided["position_r"] == 0.0 and one_sided["count_js"] == pytest.approx(1.0)
     assert mo.positional_profile(np.array([[1, 0, 0, 1, 1]], bool), 2).tolist() == [1.0, 1.0, 1.0]

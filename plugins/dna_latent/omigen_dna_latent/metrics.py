@@ -6,6 +6,7 @@ metric                    outputs
 ``fred``                  ``fred``: Fréchet distance of reference-embedder embeddings (:mod:`.fred`)
 ``motifs``                per default JASPAR motif ``<tf>_count_js`` and ``<tf>_position_r``, and
                           their mean / minimum over the motifs that occur in the real data
+                          (a motif absent from both sets has ``position_r`` 1, see :mod:`.motifs`)
 ``kmer``                  ``js_k1`` .. ``js_k6``: JS divergence (bits) of k-mer spectra; ``js_mean``
 ``gc``                    ``gc_wasserstein`` of per-sequence GC content; both mean GC values
 ``diversity``             ``fraction_unique`` of synthetic sequences (and of the real ones, info)
@@ -93,12 +94,13 @@ def compute_motifs(real, synthetic, train=None, seed: int = 0) -> dict[str, floa
     for name in MOTIF_NAMES:
         out[f"{name.lower()}_count_js"] = stats[name]["count_js"]
         out[f"{name.lower()}_position_r"] = stats[name]["position_r"]
-    present = [s for s in stats.values() if s["real_rate"] > 0]
+    # summaries cover the motifs that occur in the real data (all of them when none does)
+    present = [s for s in stats.values() if s["real_rate"] > 0] or list(stats.values())
     js = [s["count_js"] for s in present]
-    rs = [s["position_r"] for s in present if math.isfinite(s["position_r"])]
-    out["count_js_mean"] = float(np.mean(js)) if js else math.nan
-    out["position_r_mean"] = float(np.mean(rs)) if rs else math.nan
-    out["position_r_min"] = float(np.min(rs)) if rs else math.nan
+    rs = [s["position_r"] for s in present]
+    out["count_js_mean"] = float(np.mean(js))
+    out["position_r_mean"] = float(np.mean(rs))
+    out["position_r_min"] = float(np.min(rs))
     return out
 
 

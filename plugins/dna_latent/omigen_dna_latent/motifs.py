@@ -16,7 +16,8 @@ Comparisons, real vs synthetic, per motif:
 
 - ``count_js``: Jensen–Shannon divergence (bits) of the histograms of hits per sequence;
 - ``position_r``: Pearson correlation of the per-position hit frequency, summed in bins of
-  :data:`POSITION_BIN` bp to smooth it (NaN when either profile is flat, e.g. no hits at all);
+  :data:`POSITION_BIN` bp to smooth it. A flat profile has no correlation; then two identical
+  profiles (e.g. no hits in either set) score 1 and any other pair 0, so the value is always finite;
 - ``real_rate`` / ``synthetic_rate``: mean hits per sequence.
 """
 
@@ -156,7 +157,7 @@ def positional_profile(hits: np.ndarray, bin_width: int = POSITION_BIN) -> np.nd
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     if x.size < 2 or x.std() == 0 or y.std() == 0:
-        return float("nan")
+        return 1.0 if np.allclose(x, y) else 0.0
     return float(np.corrcoef(x, y)[0, 1])
 
 
