@@ -329,29 +329,50 @@ def _header(data: "GenotypeData") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_vcf(data: "GenotypeData", path: str | Path) -> Path:
-    """Write ``data`` as a VCF (bgzipped for ``.gz``/``.bgz``, BCF for ``.bcf``), atomically.
-
-    Sites, IDs, REF/ALT and positions come from ``data.variants``; genotypes are written unphased.
-    """
-    import cyvcf2
-
-    data.validate()
-    if len(data) == 0:
-        raise OmigenInputError("cannot write a VCF without samples")
-    path = Path(path)
+def _records(data: "GenotypeData", chunk: int = 1024):
+    """The VCF body as UTF-8 text blocks of ``chunk`` sites (memory stays ``chunk x samples``)."""
     v = data.variants
     fixed = (v["chrom"].astype(str) + "\t" + v["pos"].astype(np.int64).astype(str) + "\t"
              + v["id"].astype(str).replace("", ".") + "\t" + v["ref"].astype(str) + "\t"
              + v["alt"].astype(str) + "\t.\tPASS\t.\tGT\t").to_numpy()
-    calls = _GT[data.G.T.astype(np.intp)]  # variants x samples
+    for s in range(0, len(fixed), chunk):
+        calls = _GT[data.G[:, s:s + chunk].T.astype(np.intp)]  # sites x samples
+        yield "".join(head + "\t".join(row) + "\n" for head, row in zip(fixed[s:s + chunk], calls))
+
+
+def write_vcf(data: "GenotypeData", path: str | Path) -> Path:
+    """Write ``data`` as a VCF (bgzipped for ``.gz``/``.bgz``, BCF for ``.bcf``), atomically.
+
+    Sites, IDs, REF/ALT and positions come from ``data.variants``; genotypes are written unphased.
+    VCF text is written directly (through Biopython's BGZF writer when compressed); BCF goes
+    through cyvcf2/htslib.
+    """
+    data.validate()
+    if len(data) == 0:
+        raise OmigenInputError("cannot write a VCF without samples")
+    path = Path(path)
+    mode = _mode(path)
     with atomic_path(path) as tmp:
-        writer = cyvcf2.Writer.from_string(str(tmp), _header(data), mode=_mode(path))
-        try:
-            for head, row in zip(fixed, calls):
-                writer.write_record(writer.variant_from_string(head + "\t".join(row)))
-        finally:
-            writer.close()
+        if mode == "wb":
+            import cyvcf2
+
+            writer = cyvcf2.Writer.from_string(str(tmp), _header(data), mode=mode)
+            try:
+                for block in _records(data):
+                    for line in block.splitlines():
+                        writer.write_record(writer.variant_from_string(line))
+            finally:
+                writer.close()
+        else:
+            from Bio import bgzf
+
+            out = bgzf.BgzfWriter(str(tmp), "wb") if mode == "wz" else open(tmp, "wb")
+            try:
+                out.write(_header(data).encode("utf-8"))
+                for block in _records(data):
+                    out.write(block.encode("utf-8"))
+            finally:
+                out.close()
     return path
 
 
