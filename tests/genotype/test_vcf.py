@@ -56,7 +56,8 @@ def test_edge_cases_are_skipped_and_counted(tmp_path):
 
 
 def test_sites_without_gt_are_skipped(tmp_path):
-    text = HEADER.replace("##FORMAT=<ID=GT", '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n##FORMAT=<ID=GT')
+    dp = '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+    text = HEADER.replace("##FORMAT=<ID=GT", dp + "##FORMAT=<ID=GT")
     text += "1\t10\trs1\tA\tG\t.\tPASS\t.\tDP\t3\t4\t5\n1\t20\trs2\tA\tG\t.\tPASS\t.\tGT:DP\t0/1:3\t1/1:4\t0/0:5\n"
     d = read_vcf(write(tmp_path / "dp.vcf", text))
     assert d.variants["id"].tolist() == ["rs2"] and d.G[:, 0].tolist() == [1, 2, 0]

@@ -4,9 +4,10 @@ r² of a pair is the squared Pearson correlation of the two dosage columns (a SN
 set has r² = 0 with everything there). In a sample pooled from several populations, allele-frequency
 differences between populations add LD between every pair of differentiated SNPs, even unlinked ones;
 given population labels, dosages are centred within each population first, so r² measures the LD
-inside populations (what haplotypes carry) and not the structure (which the PCA and Fst metrics score). Pairs are the SNPs on one chromosome at most ``window`` bp apart
-among the SNPs with minor-allele frequency >= ``min_maf`` in the real data; the synthetic data is
-scored on the same pairs. The chromosome is walked in blocks of ``chunk`` SNPs against the SNPs up to
+inside populations (what haplotypes carry) and not the structure (which the PCA and Fst metrics score).
+
+Pairs are the SNPs on one chromosome at most ``window`` bp apart among the SNPs with minor-allele
+frequency >= ``min_maf`` in the real data; the synthetic data is scored on the same pairs. The chromosome is walked in blocks of ``chunk`` SNPs against the SNPs up to
 ``window`` bp downstream (also in blocks), so memory is ``samples x chunk`` and ``chunk x chunk``
 whatever the number of SNPs or pairs; the statistics are accumulated as running sums, never as a list
 of pairs.
