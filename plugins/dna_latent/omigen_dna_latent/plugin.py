@@ -10,6 +10,7 @@ from omigen.registry import ModelSpec, PipelineSpec
 from omigen_dna_latent.baselines import BASELINES
 from omigen_dna_latent.config import AutoencoderConfig, DenoiserConfig, DnaLatentConfig
 from omigen_dna_latent.io import DATASETS
+from omigen_dna_latent.metrics import METRICS
 from omigen_dna_latent.pipeline import run, sample
 
 
@@ -52,6 +53,12 @@ def omigen_register_models(register):
                        build=_build_denoiser,
                        description="class-conditioned 1-D U-Net Gaussian diffusion over the autoencoder's "
                                    "normalised latent, CFG; info: latent_channels, latent_length, n_classes"))
+
+
+@hookimpl
+def omigen_register_metrics(register):
+    for spec in METRICS:
+        register(spec)
 
 
 @hookimpl
