@@ -81,7 +81,7 @@ def test_resume_continues_the_unfinished_stage_only(toy_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
     ae_before = (copy / "autoencoder.ckpt").read_bytes()
-    more = {**overrides, "steps": overrides["steps"] + 5}
+    more = {**overrides, "steps": overrides["steps"] + 5, "evaluate": False}  # scoring is covered above
     run_pipeline("dna_latent", out_dir=copy, overrides=more, resume=True, progress=False)
     assert (copy / "autoencoder.ckpt").read_bytes() == ae_before  # finished stage: loaded, not retrained
     assert load_checkpoint(copy / "diffusion.ckpt")["step"] == overrides["steps"] + 5
