@@ -41,8 +41,10 @@ def test_tiny_run_writes_synthetic_files_with_requested_counts(tiny_run):
     # Inverse preprocessing keeps samples inside the training range (log2(FPKM+1) >= 0).
     train = io.read_bundled("train")
     assert (h5.X >= train.X.min(axis=0) - 1e-5).all() and (h5.X <= train.X.max(axis=0) + 1e-5).all()
+    assert result.synthetic.label_counts() == {"normal": 7, "tumor": 7}
+    assert result.files["synthetic"] == str(out / "synthetic.tsv")
     manifest = json.loads((out / "manifest.json").read_text())
-    assert {"load", "train", "sample"} <= set(manifest["timings"])
+    assert {"load", "train", "sample"} <= set(manifest["timings"]) == set(ctx.timings)
     roles = {i["role"] for i in manifest["inputs"]}
     assert roles == {"train", "train_labels", "test", "test_labels"}
     metrics = json.loads((out / "metrics.json").read_text())

@@ -29,7 +29,7 @@ CHECKPOINT = "model.ckpt"
 SAMPLERS = ("ddim", "ddpm")
 
 #: ``--quick``: a smoke run of about 20 s on a 2-core CPU.
-QUICK: dict[str, Any] = {"steps": 300, "train": {"lr": 3e-3, "warmup_steps": 30, "log_every": 50},
+QUICK: dict[str, Any] = {"steps": 200, "train": {"lr": 3e-3, "warmup_steps": 30, "log_every": 50},
                          "sample_steps": 50, "umap": False}
 #: The contract kit's run: seconds on a CPU, a small subset of the bundled data and a tiny model.
 TINY: dict[str, Any] = {"steps": 30, "max_samples": 60, "umap": False, "sample_steps": 10,
@@ -260,7 +260,7 @@ def _sections(ctx, train, test, synthetic, pre, arch, n_params, fit) -> list:
     from omigen.report import Section, embedding_figure
 
     cfg: ExpressionConfig = ctx.config
-    log = f"log2(x+1), then " if pre.log else ""
+    log = "log2(x+1), then " if pre.log else ""
     about = (f"<p>{len(train)} training and {len(test)} test samples, {len(pre.genes)} genes, "
              f"class(es): {escape(', '.join(pre.classes) or 'none')}. Values in {escape(pre.units)}; the model "
              f"works on {log}per-gene min-max scaling to [-1, 1] fitted on the training set. Denoiser: "
