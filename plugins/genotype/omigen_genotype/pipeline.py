@@ -1,0 +1,331 @@
+"""The ``genotype`` pipeline: read (or simulate) genotypes, train the chosen model, sample, write VCF, evaluate.
+
+A run folder holds ``model.ckpt`` (the shared trainer's checkpoint; its ``run_config`` carries the resolved
+config and the data description the model is rebuilt from), ``sites.tsv`` (the input's sites), the
+synthetic ``synthetic.vcf[.gz]`` with its ``synthetic.phenotypes.tsv``, ``metrics.json`` and ``report.html``.
+
+Conditioning: the population label (``population`` column) as a class, the trait (``phenotype`` column)
+standardised on the training set. Synthetic individuals of a population get phenotype values drawn from
+that population's training distribution (inverse CDF of 101 stored quantiles, so no training value is
+copied verbatim), and those values are the model's condition and the output's phenotype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omigen.errors import OmigenInputError
+
+from omigen_genotype.config import GenotypeConfig
+
+CHECKPOINT = "model.ckpt"
+SITES = "sites.tsv"
+_QUANTILES = 101
+_OPTIONS = ("steps", "guidance", "sampler")
+
+
+def builder(kind: str):
+    """The ``build(config, info)`` function of model family ``kind``."""
+    if kind == "diffusion":
+        from omigen_genotype.d3pm import build
+    elif kind == "vae":
+        from omigen_genotype.vae import build
+    elif kind == "gan":
+        from omigen_genotype.gan import build
+    else:
+        raise OmigenInputError(f"unknown genotype model {kind!r}")
+    return build
+
+
+def load_data(cfg: GenotypeConfig):
+    """The configured input (a VCF, or the simulated default), first ``max_snps`` SNPs when asked."""
+    from omigen_genotype.vcf import read_vcf
+
+    label = cfg.population or None
+    if cfg.data:
+        data = read_vcf(cfg.data, phenotypes=cfg.phenotypes, label=label, maf=cfg.maf)
+    else:
+        from omigen_genotype.simulate import load_default
+
+        data = load_default(label=label, n_per_population=cfg.sim_individuals, maf=max(cfg.maf, 0.01))
+    return first_snps(data, cfg.max_snps)
+
+
+def first_snps(data, k: int):
+    """``data`` restricted to its first ``k`` SNPs (0: unchanged)."""
+    if not k or k >= data.G.shape[1]:
+        return data
+    return replace(data, G=np.ascontiguousarray(data.G[:, :k]), variants=data.variants.iloc[:k].reset_index(drop=True))
+
+
+def split(data, fraction: float, seed: int):
+    """Seeded split of individuals, stratified by population when every population can be."""
+    from omigen.data import split as _split
+
+    try:
+        return _split(data, fraction, seed, stratify=True)
+    except ValueError:
+        return _split(data, fraction, seed, stratify=False)
+
+
+def _phenotype_values(data, column: str) -> np.ndarray | None:
+    ph = data.phenotypes
+    if not column or ph is None or column not in ph.columns:
+        return None
+    values = np.asarray(ph[column], dtype=np.float64)
+    return values if np.isfinite(values).sum() >= 2 else None
+
+
+def data_info(train, cfg: GenotypeConfig) -> dict[str, Any]:
+    """What a model is built from and a sampler needs (JSON-able): SNPs, positions, classes, phenotype stats."""
+    classes = train.classes if (cfg.condition and train.labels is not None) else []
+    values = _phenotype_values(train, cfg.phenotype) if cfg.condition else None
+    info: dict[str, Any] = {
+        "n_snps": int(train.G.shape[1]), "positions": train.variants["pos"].astype(np.int64).tolist(),
+        "n_classes": len(classes), "classes": list(classes), "phenotype": values is not None,
+        "phenotype_column": cfg.phenotype if values is not None else "",
+        "label_column": cfg.population if train.labels is not None else "",
+        "class_counts": {str(k): int(v) for k, v in train.label_counts().items() if k is not None},
+        "contigs": {str(k): int(v) for k, v in (train.meta.get("contigs") or {}).items()},
+    }
+    if values is not None:
+        ok = np.isfinite(values)
+        info["phenotype_mean"] = float(values[ok].mean())
+        info["phenotype_sd"] = float(values[ok].std()) or 1.0
+        groups = {c: ok & (train.labels == c) for c in classes} if classes else {"": ok}
+        grid = np.linspace(0, 1, _QUANTILES)
+        info["phenotype_quantiles"] = {c: np.quantile(values[m] if m.sum() >= 2 else values[ok], grid).tolist()
+                                       for c, m in groups.items()}
+    return info
+
+
+def tensors(data, info: dict[str, Any]):
+    """``(dosages, population index, standardised phenotype)`` tensors for the trainer."""
+    import torch
+
+    x = torch.from_numpy(data.G.astype(np.int64))
+    if info["n_classes"]:
+        y = torch.from_numpy(_class_index(info["classes"], data.labels))
+    else:
+        y = torch.full((len(data),), -1, dtype=torch.long)
+    if info["phenotype"]:
+        v = np.asarray(data.phenotypes[info["phenotype_column"]], dtype=np.float64)
+        z = torch.from_numpy(((v - info["phenotype_mean"]) / info["phenotype_sd"]).astype(np.float32))
+    else:
+        z = torch.full((len(data),), float("nan"))
+    return x, y, z
+
+
+def _class_index(classes: list[str], labels) -> np.ndarray:
+    names = np.asarray(classes, dtype=str)
+    order = np.argsort(names)
+    return order[np.searchsorted(names[order], np.asarray(labels, dtype=str))].astype(np.int64)
+
+
+def conditions(info: dict[str, Any], counts: dict[str | None, int], seed: int):
+    """Labels, population indices, raw and standardised phenotype draws for ``counts`` synthetic individuals."""
+    import torch
+
+    rng = np.random.default_rng([seed, 0xC0DE])
+    labels = np.repeat(np.asarray(list(counts), dtype=object), [int(v) for v in counts.values()])
+    n = len(labels)
+    y = None
+    if info["n_classes"]:
+        y = torch.from_numpy(_class_index(info["classes"], labels))
+    raw = z = None
+    if info["phenotype"]:
+        grid = np.linspace(0, 1, _QUANTILES)
+        u = rng.random(n)
+        raw = np.empty(n)
+        for label in counts:  # one vectorised inverse-CDF draw per population
+            rows = labels == label
+            q = info["phenotype_quantiles"][label if label is not None and info["n_classes"] else ""]
+            raw[rows] = np.interp(u[rows], grid, q)
+        z = torch.from_numpy(((raw - info["phenotype_mean"]) / info["phenotype_sd"]).astype(np.float32))
+    return labels, y, raw, z
+
+
+def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], seed: int,
+         steps: int | None = None, guidance: float | None = None, sites=None):
+    """Synthetic :class:`GenotypeData` with ``counts[label]`` individuals per label, deterministic in ``seed``."""
+    import pandas as pd
+    import torch
+
+    from omigen.data import GenotypeData
+
+    labels, y, raw, z = conditions(info, counts, seed)
+    gen = torch.Generator().manual_seed(int(seed))
+    model.eval()
+    n = len(labels)
+    if kind == "diffusion":
+        G = model.sample(n, info["n_snps"], y, z, steps=steps or 50, guidance=guidance or 0.0, generator=gen)
+    else:
+        G = model.sample(n, y, z, generator=gen)
+    ids = np.asarray([f"syn_{i + 1:06d}" for i in range(n)], dtype=object)
+    columns: dict[str, Any] = {}
+    if info["label_column"] and info["n_classes"]:
+        columns[info["label_column"]] = np.asarray(labels, dtype=object)
+    if raw is not None:
+        columns[info["phenotype_column"]] = raw
+    phenotypes = pd.DataFrame(columns, index=pd.Index(ids.astype(str), name="sample")) if columns else None
+    meta = {"label_column": info["label_column"] or None, "contigs": dict(info.get("contigs") or {})}
+    return GenotypeData(G=G.cpu().numpy().astype(np.int8), samples=ids, variants=sites,
+                        labels=np.asarray(labels, dtype=object) if info["n_classes"] else None,
+                        phenotypes=phenotypes, meta=meta).validate()
+
+
+def _train_config(cfg: GenotypeConfig, progress: bool):
+    default = GenotypeConfig().train.steps
+    if cfg.train.steps not in (default, cfg.steps):
+        raise OmigenInputError(f"set the number of training steps with 'steps', not train.steps "
+                               f"({cfg.train.steps} vs steps={cfg.steps})")
+    return replace(cfg.train, steps=cfg.steps, progress=cfg.train.progress and progress)
+
+
+def _sections(train, test, synthetic, seed: int) -> list:
+    from omigen.report import Section
+
+    from omigen_genotype import plots
+
+    sections = [Section("LD decay", figure=plots.ld_decay_figure(test, synthetic)),
+                Section("LD heatmap (real lower, synthetic upper triangle)",
+                        figure=plots.ld_heatmap_figure(test, synthetic)),
+                Section("PCA: synthetic projected on real PCs", figure=plots.pca_figure(test, synthetic, seed=seed))]
+    if _phenotype_values(test, "phenotype") is not None and _phenotype_values(synthetic, "phenotype") is not None:
+        sections.append(Section("Mirrored Manhattan (real up, synthetic down)",
+                                figure=plots.manhattan_figure(test, synthetic)))
+    return sections
+
+
+def run(ctx):
+    """Train on the train split, sample the test split's population counts, write VCF + TSV, evaluate."""
+    from html import escape
+
+    from omigen.config import to_dict
+    from omigen.evaluate import evaluate_run
+    from omigen.report import Section
+    from omigen.run import RunResult
+    from omigen.train import Trainer
+
+    from omigen_genotype.vcf import save
+
+    cfg: GenotypeConfig = ctx.config
+    with ctx.timer("load"):
+        data = load_data(cfg)
+        if cfg.data:
+            ctx.record_input(cfg.data)
+        train, test = split(data, cfg.test_fraction, ctx.seed)
+        info = data_info(train, cfg)
+    build = builder(cfg.model)
+    model = build(cfg.model_config(), {**info, "G": train.G, "steps": cfg.steps})
+    if ctx.is_main:
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(model, tensors(train, info), _train_config(cfg, ctx.progress), out_dir=ctx.out_dir,
+                      stage="model", seed=ctx.seed, device=ctx.device,
+                      run_config={"config": to_dict(cfg), "info": info})
+    with ctx.timer("train"):
+        fit = trainer.fit(resume=ctx.resume)
+    if not ctx.is_main:
+        return RunResult()
+    _write_sites(train.variants, ctx.path(SITES))
+    counts = ({c: cfg.n_samples for c in info["classes"]} or {None: cfg.n_samples}) if cfg.n_samples \
+        else (test.label_counts() if info["n_classes"] else {None: len(test)})
+    mc = cfg.model_config()
+    with ctx.timer("sample"):
+        synthetic = draw(trainer.ema, cfg.model, info, counts, seed=ctx.seed,
+                         steps=getattr(mc, "sample_steps", None), guidance=getattr(mc, "guidance", None),
+                         sites=train.variants)
+    out = ctx.path("synthetic.vcf.gz" if cfg.bgzip else "synthetic.vcf")
+    save(synthetic, out)
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    sections = [Section("Model", html=f"<p>{escape(cfg.model)} ({n_params:,} parameters) on {info['n_snps']} SNPs, "
+                                      f"{len(train)} training individuals, {fit.steps} steps "
+                                      f"({fit.steps_per_sec:.2f} steps/s); conditioned on "
+                                      f"{escape(', '.join(k for k, v in (('population', info['n_classes']), ('phenotype', info['phenotype'])) if v) or 'nothing')}.</p>")]
+    sections += _sections(train, test, synthetic, ctx.seed)
+    evaluation = evaluate_run(ctx, train=train, test=test, synthetic=synthetic, sections=sections,
+                              title=f"Genotype {cfg.model} (omigen-genotype)")
+    return RunResult(synthetic=synthetic, metrics=evaluation.rows,
+                     files={"synthetic": str(out), "checkpoint": str(ctx.path(CHECKPOINT)),
+                            "report": str(ctx.path("report.html"))},
+                     summary=[("model", cfg.model), ("SNPs", str(info["n_snps"])),
+                              ("samples", ", ".join(f"{k}: {v}" for k, v in counts.items())),
+                              ("training", f"{fit.steps} steps, {fit.seconds:.1f} s")])
+
+
+def _write_sites(variants, path: Path) -> None:
+    from omigen.io import write_text
+
+    write_text(path, variants[["id", "chrom", "pos", "ref", "alt"]].to_csv(sep="\t", index=False))
+
+
+def load_run(run_dir: str | Path):
+    """``(model with EMA weights, kind, info, config dict, sites)`` of a finished run folder."""
+    import pandas as pd
+
+    from omigen.config import from_dict
+    from omigen.train import load_checkpoint
+
+    folder = Path(run_dir)
+    ckpt_path, sites_path = folder / CHECKPOINT, folder / SITES
+    if not ckpt_path.is_file() or not sites_path.is_file():
+        raise OmigenInputError(f"{run_dir} is not a genotype run folder (no {CHECKPOINT} or {SITES})")
+    ckpt = load_checkpoint(ckpt_path)
+    rc = ckpt.get("run_config") or {}
+    if "info" not in rc or "config" not in rc:
+        raise OmigenInputError(f"{ckpt_path} was not written by the genotype pipeline")
+    config = from_dict(GenotypeConfig, rc["config"])
+    info = rc["info"]
+    model = builder(config.model)(config.model_config(), {**info, "steps": config.steps})
+    try:
+        model.load_state_dict(ckpt["ema"])
+    except RuntimeError as exc:
+        raise OmigenInputError(f"checkpoint {ckpt_path} does not fit its model: {str(exc).splitlines()[0]}") from None
+    sites = pd.read_csv(sites_path, sep="\t", dtype={"id": str, "chrom": str, "ref": str, "alt": str},
+                        keep_default_na=False)
+    return model.eval(), config.model, info, config, sites
+
+
+def sample(run_dir, n: int, label: str | None = None, seed: int = 0, **options):
+    """Draw ``n`` individuals from a finished run (``label=None``: populations in training proportions).
+
+    Options: ``steps`` and ``guidance`` (diffusion sampling), ``sampler`` (only ``ancestral``).
+    """
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise OmigenInputError(f"the genotype sampler takes no option {unknown[0]!r} (known: {', '.join(_OPTIONS)})")
+    if options.get("sampler") not in (None, "ancestral"):
+        raise OmigenInputError(f"genotype models sample with 'ancestral', not {options['sampler']!r}")
+    if n <= 0:
+        raise OmigenInputError(f"n must be positive, got {n}")
+    model, kind, info, config, sites = load_run(run_dir)
+    if label is not None and label not in info["classes"]:
+        known = ", ".join(info["classes"]) or "none (the run is unlabelled)"
+        raise OmigenInputError(f"unknown label {label!r} (known: {known})")
+    if label is not None:
+        counts: dict[str | None, int] = {label: n}
+    elif info["n_classes"]:
+        counts = proportional(info["class_counts"], n)
+    else:
+        counts = {None: n}
+    mc = config.model_config()
+    steps = options.get("steps") or getattr(mc, "sample_steps", None)
+    guidance = options.get("guidance") if options.get("guidance") is not None else getattr(mc, "guidance", None)
+    if kind == "diffusion" and not 1 <= int(steps) <= mc.timesteps:
+        raise OmigenInputError(f"steps must be from 1 to {mc.timesteps} (the diffusion timesteps), got {steps}")
+    return draw(model, kind, info, counts, seed, steps=int(steps) if steps else None, guidance=guidance, sites=sites)
+
+
+def proportional(class_counts: dict[str, int], n: int) -> dict[str | None, int]:
+    """``n`` split over classes in proportion to ``class_counts`` (largest remainders, every total exact)."""
+    names = sorted(class_counts)
+    w = np.array([class_counts[c] for c in names], dtype=np.float64)
+    exact = n * w / w.sum()
+    base = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - base), kind="stable")
+    base[order[: n - base.sum()]] += 1
+    return {c: int(k) for c, k in zip(names, base) if k > 0}
