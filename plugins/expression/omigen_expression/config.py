@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from omigen.config import RunConfig
-from omigen.diffusion import DiffusionConfig
+from omigen.config import DiffusionConfig, RunConfig
 from omigen.train import TrainConfig
 
 #: Training steps of a default run (the top-level ``steps``, i.e. ``--steps``).
