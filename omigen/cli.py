@@ -172,8 +172,10 @@ def _cmd_plugins(args) -> int:
     return 0
 
 
-def _writer_for(reg, path: Path, modality: str):
-    for spec in reg.formats_for(path, modality):
+def _writer_for(reg, path: Path, modality: str, plugin: str | None = None):
+    # The pipeline's own plugin knows its data best: its writers come before other plugins' ones.
+    specs = sorted(reg.formats_for(path, modality), key=lambda s: reg.owner[("datasets", s.name)] != plugin)
+    for spec in specs:
         if spec.save is not None:
             return spec
     suffixes = sorted({s for spec in reg.all("datasets").values() if spec.modality == modality and spec.save
@@ -189,7 +191,7 @@ def _cmd_sample(args) -> int:
     info = read_run_config(args.run_dir)
     spec = reg.get("pipelines", info["pipeline"])
     out = Path(args.out)
-    writer = _writer_for(reg, out, spec.modality)
+    writer = _writer_for(reg, out, spec.modality, reg.owner[("pipelines", spec.name)])
     if args.n <= 0:
         raise OmigenInputError(f"-n must be positive, got {args.n}")
     options = {k: v for k, v in (("sampler", args.sampler), ("steps", args.steps), ("guidance", args.guidance))
