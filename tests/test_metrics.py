@@ -328,3 +328,15 @@ def test_importing_metrics_and_baselines_stays_light():
             "print([m for m in ('torch', 'sklearn', 'scipy', 'matplotlib', 'umap') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_c2st_on_wide_data_uses_projection_and_still_detects():
+    from omigen.metrics.detection import MAX_FEATURES, c2st_auc
+
+    rng = np.random.default_rng(0)
+    d = MAX_FEATURES + 300
+    real = rng.normal(size=(300, d))
+    same = rng.normal(size=(300, d))
+    shifted = rng.normal(size=(300, d)) + 0.3
+    assert abs(c2st_auc(real, same, seed=0) - 0.5) < 0.1
+    assert c2st_auc(real, shifted, seed=0) > 0.9

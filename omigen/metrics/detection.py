@@ -13,6 +13,11 @@ from omigen.metrics.distances import as_matrix, same_width
 SMALL_SET = 5000
 #: From this many samples on, boosting stops once a 10% validation split stops improving.
 EARLY_STOP = 1000
+#: Wider data (e.g. thousands of SNPs) is first projected onto this many top PCs of both sets pooled:
+#: boosting over every raw column costs minutes and a few hundred samples cannot use them all.
+#: (PCs of the real set alone would overfit it, and its own samples would stand out.)
+MAX_FEATURES = 512
+PROJECTED_DIM = 128
 
 
 def balanced_pair(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +38,9 @@ def c2st_auc(real, fake, folds: int = 5, seed: int = 0) -> float:
     ``HistGradientBoostingClassifier`` is fitted in stratified ``folds``-fold cross-validation and
     its out-of-fold probabilities give one AUC over all samples (boosting stops early on sets of
     :data:`EARLY_STOP` samples or more). 0.5 means indistinguishable, 1.0 perfectly separable.
-    ``folds`` is lowered to the per-class count for tiny sets.
+    ``folds`` is lowered to the per-class count for tiny sets. Data wider than
+    :data:`MAX_FEATURES` is compared on its projection onto the top :data:`PROJECTED_DIM`
+    principal components of both sets pooled.
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
@@ -47,6 +54,11 @@ def c2st_auc(real, fake, folds: int = 5, seed: int = 0) -> float:
         raise OmigenInputError(f"C2ST needs at least 2 cross-validation folds, got {folds}")
     X, Y = balanced_pair(X, Y, seed)
     data = np.concatenate([X, Y])
+    if data.shape[1] > MAX_FEATURES:
+        from sklearn.decomposition import PCA
+
+        k = min(PROJECTED_DIM, data.shape[0])
+        data = PCA(n_components=k, random_state=seed).fit_transform(data)
     target = np.repeat([0, 1], [X.shape[0], Y.shape[0]])
     cv = StratifiedKFold(n_splits=min(folds, X.shape[0]), shuffle=True, random_state=seed)
     # Early stopping cuts the cost several-fold on larger sets (an indistinguishable pair stops

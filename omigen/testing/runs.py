@@ -128,7 +128,20 @@ def load_reference(registry: Registry, pipeline: PipelineSpec, config: Any):
 
 
 def align(real, synthetic):
-    """``real`` restricted to the synthetic data's genes when the pipeline trained on a gene subset."""
+    """``real`` restricted to the synthetic data's genes or variants when the pipeline used a subset."""
+    from dataclasses import replace
+
+    variants = getattr(synthetic, "variants", None)
+    if variants is not None and getattr(real, "variants", None) is not None:
+        ids = list(variants["id"])
+        if list(real.variants["id"]) == ids:
+            return real
+        where = {v: i for i, v in enumerate(real.variants["id"])}
+        missing = [v for v in ids if v not in where]
+        if missing:
+            raise AssertionError(f"synthetic variants {missing[:5]} are not in the real data")
+        idx = np.array([where[v] for v in ids], dtype=np.int64)
+        return replace(real, G=real.G[:, idx], variants=real.variants.iloc[idx].reset_index(drop=True))
     genes = getattr(synthetic, "genes", None)
     if genes is None or getattr(real, "genes", None) is None or list(real.genes) == list(genes):
         return real
@@ -136,8 +149,6 @@ def align(real, synthetic):
     missing = [g for g in genes if g not in position]
     if missing:
         raise AssertionError(f"synthetic genes {missing[:5]} are not in the real data")
-    from dataclasses import replace
-
     idx = np.array([position[g] for g in genes], dtype=np.int64)
     return replace(real, X=real.X[:, idx], genes=real.genes[idx])
 
