@@ -109,13 +109,19 @@ def main() -> None:
 
     path = args.data_root / "dhs-200bp" / "dhs_sequences.tsv.gz"
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="dna_latent-bench-")) / "run"
-    if (run_dir / "diffusion.ckpt").is_file() and (run_dir / "manifest.json").is_file():
+    if (run_dir / "diffusion.ckpt").is_file():
         from omigen.config import from_dict
         from omigen_dna_latent.config import DnaLatentConfig
 
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        cfg = from_dict(DnaLatentConfig, json.loads((run_dir / "config.json").read_text())["config"])
-        timings, run_seconds, device = manifest["timings"], manifest["wall_seconds"], manifest["device"]
+        cfg = from_dict(DnaLatentConfig, load_models(run_dir)[3]["config"])
+        manifest = run_dir / "manifest.json"
+        if manifest.is_file():
+            info = json.loads(manifest.read_text())
+            timings, run_seconds, device = info["timings"], info["wall_seconds"], info["device"]
+        else:  # a run still evaluating: its training logs hold the stage times
+            timings = {f"train_{stage}": json.loads((run_dir / f"{stage}_log.jsonl").read_text().splitlines()[-1])
+                       ["elapsed"] for stage in ("autoencoder", "diffusion")}
+            run_seconds, device = float("nan"), "cpu"
         print(f"scoring the finished run in {run_dir}", flush=True)
     else:
         overrides = {"data": str(path) if args.train_on == "full" else None, "max_train": args.max_train,
