@@ -1,4 +1,4 @@
-"""The host's own plugin, ``core``: generic metrics, baselines and diffusion samplers.
+"""The host's own plugin, ``core``: generic metrics, baselines and samplers (diffusion, VAE/GAN prior).
 
 It is announced through the ``omigen`` entry-point group like any other plugin, so it can be
 switched off with ``OMIGEN_PLUGINS`` and fails in isolation like any other. Nothing here
@@ -26,7 +26,8 @@ def omigen_register_baselines(register):
 
 @hookimpl
 def omigen_register_samplers(register):
+    from omigen.generator_configs import SAMPLERS as GENERATOR_SAMPLERS
     from omigen.samplers import SAMPLERS
 
-    for spec in SAMPLERS:
+    for spec in [*SAMPLERS, *GENERATOR_SAMPLERS]:
         register(spec)
