@@ -224,6 +224,10 @@ def run(ctx: "RunContext") -> "RunResult":
         trainer = Trainer(model, data, train_cfg, out_dir=ctx.out_dir, seed=ctx.seed, device=ctx.device,
                           run_config=run_config)
         fit = trainer.fit(resume=ctx.resume)
+    if not ctx.is_main:  # under torchrun only rank 0 samples, evaluates and writes
+        from omigen.run import RunResult
+
+        return RunResult()
 
     counts: dict[str | None, int]
     if cfg.n_samples:
