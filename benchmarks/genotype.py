@@ -1,0 +1,189 @@
+"""Benchmark of the genotype plugin's models against the independent-SNP baseline (not a test).
+
+On the default simulated data (stdpopsim OutOfAfrica_3G09, chr22 stretch, 3 x 300 diploids; made offline and
+cached), with a held-out 20% of individuals, for each model (diffusion, vae, gan) and the independent-SNP
+baseline: allele-frequency r, LD r² correlation (pairs within 100 kb, MAF >= 5%) and LD decay MAD, population
+assignment of population-conditioned samples by a classifier trained on real data, GWAS effect-size r over SNPs
+with real p < 1e-3, AATS parts (AA_truth, AA_synth on test), privacy loss, identical genomes, training time
+and speed. A scaling part times training steps/s, sampling throughput and peak memory (tracemalloc covers
+numpy; torch CPU tensors are counted through the process's peak RSS growth) at 2k, 10k and 50k SNPs (synthetic
+random genotypes: speed does not depend on the values). Writes ``benchmarks/results/genotype.json`` and prints
+a table.
+
+    python benchmarks/genotype.py                    # everything (long on a small CPU)
+    python benchmarks/genotype.py --models vae --steps 300 --scales 2000
+
+Timings depend on the machine and on whatever else runs on it; the JSON records the device and threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "genotype.json"
+
+
+def _scores(train, test, synthetic, seed: int = 0) -> dict[str, float]:
+    from omigen.metrics.privacy import privacy
+    from omigen_genotype.metrics import compute_allele_frequency, compute_gwas, compute_ld, compute_population
+
+    out: dict[str, float] = {}
+    out["af_r"] = compute_allele_frequency(test, synthetic)["af_r"]
+    ld = compute_ld(test, synthetic)
+    out.update(ld_r2_corr=ld["ld_r2_corr"], ld_decay_mad=ld["ld_decay_mad"])
+    out["population_accuracy"] = compute_population(test, synthetic, seed=seed)["population_accuracy"]
+    try:
+        out["gwas_effect_r"] = compute_gwas(test, synthetic)["effect_r"]
+    except Exception as exc:  # noqa: BLE001 - a set without phenotypes has no GWAS; recorded, not fatal
+        out["gwas_effect_r"] = float("nan")
+        out["gwas_error"] = str(exc)[:200]
+    p = privacy(synthetic.features(), train.features(), test.features(), seed=seed)
+    out.update(aa_truth=p["aa_truth"], aa_synth=p["aa_synth"], aats_test=p["aats_test"],
+               privacy_loss=p["privacy_loss"], identical_rate=p["identical_rate"],
+               identical_genomes=float(round(p["identical_rate"] * len(synthetic))))
+    return {k: (float(v) if not isinstance(v, str) else v) for k, v in out.items()}
+
+
+def _config(kind: str, steps: int):
+    from omigen_genotype.config import GenotypeConfig
+
+    return GenotypeConfig(model=kind, steps=steps, device="cpu")
+
+
+def _fit(kind: str, train, steps: int, seed: int = 0, progress: bool = False):
+    from omigen.train import Trainer
+
+    from omigen_genotype.pipeline import _train_config, builder, data_info, tensors
+
+    cfg = _config(kind, steps)
+    info = data_info(train, cfg)
+    model = builder(kind)(cfg.model_config(), {**info, "G": train.G, "steps": steps})
+    trainer = Trainer(model, tensors(train, info), _train_config(cfg, progress), seed=seed, device="cpu")
+    fit = trainer.fit()
+    return trainer.ema, info, cfg, fit
+
+
+def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0) -> dict:
+    """Train each model on 80% of ``data`` and score it (and the baseline, and real train) on the other 20%."""
+    from omigen_genotype.baselines import generate_independent
+    from omigen_genotype.pipeline import draw, split
+
+    train, test = split(data, 0.2, seed)
+    counts = test.label_counts()
+    rows: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    rows["reference:real-train"] = _scores(train, test, train.subset(np.arange(len(train))), seed)
+    rows["baseline:independent-snp"] = _scores(train, test, generate_independent(train, counts, seed), seed)
+    print(f"  reference and baseline scored in {time.perf_counter() - t0:.1f} s", flush=True)
+    for kind in kinds:
+        t0 = time.perf_counter()
+        model, info, cfg, fit = _fit(kind, train, steps[kind], seed)
+        train_s = time.perf_counter() - t0
+        print(f"  {kind}: trained {fit.steps} steps in {train_s:.1f} s", flush=True)
+        mc = cfg.model_config()
+        t1 = time.perf_counter()
+        syn = draw(model, kind, info, counts, seed, steps=getattr(mc, "sample_steps", None),
+                   guidance=getattr(mc, "guidance", None), sites=train.variants)
+        sample_s = time.perf_counter() - t1
+        rows[kind] = {**_scores(train, test, syn, seed), "train_seconds": train_s, "train_steps": fit.steps,
+                      "steps_per_sec": fit.steps_per_sec, "sample_seconds": sample_s,
+                      "n_params": int(sum(p.numel() for p in model.parameters()))}
+        print(f"  {kind}: {json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[kind].items()})}",
+              flush=True)
+    return {"n_train": len(train), "n_test": len(test), "n_snps": int(data.G.shape[1]), "rows": rows}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def scaling(kinds: list[str], sizes: list[int], n: int = 512, steps: int = 5, seed: int = 0) -> dict:
+    """Steps/s, sampling throughput and memory per model at each number of SNPs (random genotypes)."""
+    import tracemalloc
+
+    import pandas as pd
+    import torch
+
+    from omigen.data import GenotypeData
+    from omigen_genotype.pipeline import draw
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict] = {}
+    for m in sizes:
+        G = rng.binomial(2, 0.3, size=(n, m)).astype(np.int8)
+        labels = np.repeat(np.array(["A", "B"], dtype=object), n // 2)
+        variants = pd.DataFrame({"id": [f"s{i}" for i in range(m)], "chrom": "1", "pos": np.arange(m) * 100 + 1,
+                                 "ref": "A", "alt": "G"})
+        data = GenotypeData(G=G, samples=np.array([f"i{i}" for i in range(n)], dtype=object), variants=variants,
+                            labels=labels, phenotypes=pd.DataFrame({"phenotype": rng.standard_normal(n)},
+                                                                   index=[f"i{i}" for i in range(n)]))
+        for kind in kinds:
+            rss0 = _rss_mb()
+            tracemalloc.start()
+            t0 = time.perf_counter()
+            model, info, cfg, fit = _fit(kind, data, steps, seed)
+            train_s = time.perf_counter() - t0
+            mc = cfg.model_config()
+            t1 = time.perf_counter()
+            with torch.no_grad():
+                draw(model, kind, info, {"A": 32, "B": 32}, seed, steps=getattr(mc, "sample_steps", None),
+                     guidance=getattr(mc, "guidance", None), sites=variants)
+            sample_s = time.perf_counter() - t1
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            out.setdefault(str(m), {})[kind] = {
+                "train_steps_per_sec": steps / train_s, "samples_per_sec": 64 / sample_s,
+                "tracemalloc_peak_mb": peak / 2**20, "peak_rss_growth_mb": max(0.0, _rss_mb() - rss0),
+                "peak_rss_mb": _rss_mb(), "n_params": int(sum(p.numel() for p in model.parameters()))}
+            print(f"  {m} SNPs {kind}: {out[str(m)][kind]}", flush=True)
+    return out
+
+
+def main() -> None:
+    import torch
+
+    from omigen_genotype.simulate import load_default
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="diffusion,vae,gan")
+    ap.add_argument("--steps", type=int, default=0, help="training steps of every model (0: the defaults)")
+    ap.add_argument("--scales", default="2000,10000,50000", help="SNP counts of the scaling part ('' to skip)")
+    ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args()
+    kinds = [k for k in args.models.split(",") if k]
+    steps = {k: args.steps or _config(k, 1).__class__().steps for k in kinds}
+    result: dict = {"device": "cpu", "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+                    "steps": steps, "note": "timings taken on a shared 2-core CPU with other jobs running: "
+                                            "pessimistic"}
+    if not args.skip_quality:
+        t0 = time.perf_counter()
+        data = load_default()
+        result["data_seconds"] = time.perf_counter() - t0
+        print(f"data: {data.G.shape} in {result['data_seconds']:.1f} s", flush=True)
+        result["quality"] = quality(data, kinds, steps)
+    sizes = [int(s) for s in args.scales.split(",") if s]
+    if sizes:
+        result["scaling"] = scaling(kinds, sizes)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=lambda v: None if v != v else v))
+    if "quality" in result:
+        cols = ["af_r", "ld_r2_corr", "ld_decay_mad", "population_accuracy", "gwas_effect_r", "aa_truth", "aa_synth",
+                "privacy_loss", "identical_genomes"]
+        print(f"{'row':28s}" + "".join(f"{c[:12]:>13s}" for c in cols))
+        for row, vals in result["quality"]["rows"].items():
+            print(f"{row:28s}" + "".join(f"{vals.get(c, float('nan')):13.3f}" for c in cols))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
