@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 RIDGE_FRACTION = 1e-3
 
 
-def _plan(train: "Dataset", n_per_label: dict) -> list[tuple[str | None, np.ndarray, int]]:
-    """``(label, training row indices, count)`` per requested label, validated."""
+def plan_counts(train: "Dataset", n_per_label: dict) -> list[tuple[str | None, np.ndarray, int]]:
+    """``(label, training row indices, count)`` per requested label, validated (for any baseline)."""
     if len(train) == 0:
         raise OmigenInputError("cannot fit a baseline on an empty training set")
     if not isinstance(n_per_label, dict) or not n_per_label:
@@ -58,12 +58,14 @@ def _plan(train: "Dataset", n_per_label: dict) -> list[tuple[str | None, np.ndar
     return plan
 
 
-def _ids(name: str, n: int) -> np.ndarray:
+def sample_ids(name: str, n: int) -> np.ndarray:
+    """``name_0001`` ... ``name_n``: ids for ``n`` generated samples."""
     width = max(4, len(str(n)))
     return np.char.add(f"{name}_", np.char.zfill(np.arange(1, n + 1).astype(str), width)).astype(object)
 
 
-def _labels(plan) -> np.ndarray | None:
+def plan_labels(plan) -> np.ndarray | None:
+    """The label of every generated sample, in the order of :func:`plan_counts` (None if unlabelled)."""
     if plan[0][0] is None:
         return None
     return np.repeat(np.asarray([p[0] for p in plan], dtype=object), [p[2] for p in plan])
@@ -103,7 +105,7 @@ def generate_marginals(train: "Dataset", n_per_label: dict, seed: int = 0) -> "D
     class is drawn at once and each column taken from its own row. A class with one training
     sample is drawn from the whole training set instead.
     """
-    plan = _plan(train, n_per_label)
+    plan = plan_counts(train, n_per_label)
     M = _matrix(train)
     rng = np.random.default_rng(seed)
     blocks = []
@@ -112,7 +114,7 @@ def generate_marginals(train: "Dataset", n_per_label: dict, seed: int = 0) -> "D
         pick = pool[rng.integers(0, pool.size, size=(n, M.shape[1]))]
         blocks.append(np.take_along_axis(M, pick, axis=0))
     values = np.concatenate(blocks) if blocks else M[:0]
-    return _rebuild(train, values, _ids("marginals", values.shape[0]), _labels(plan))
+    return _rebuild(train, values, sample_ids("marginals", values.shape[0]), plan_labels(plan))
 
 
 def _pooled_residuals(X: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
@@ -145,7 +147,7 @@ def generate_gaussian(train: "Dataset", n_per_label: dict, seed: int = 0) -> "Da
     """
     if train.modality != "expression":
         raise OmigenInputError(f"the gaussian baseline is for expression data, not {train.modality}")
-    plan = _plan(train, n_per_label)
+    plan = plan_counts(train, n_per_label)
     X = np.asarray(train.X, dtype=np.float64)
     rng = np.random.default_rng(seed)
     blocks = []
@@ -162,7 +164,7 @@ def generate_gaussian(train: "Dataset", n_per_label: dict, seed: int = 0) -> "Da
     values = np.concatenate(blocks) if blocks else X[:0]
     if X.size and X.min() >= 0:
         values = np.clip(values, 0.0, None)
-    return _rebuild(train, values.astype(np.float32), _ids("gaussian", values.shape[0]), _labels(plan))
+    return _rebuild(train, values.astype(np.float32), sample_ids("gaussian", values.shape[0]), plan_labels(plan))
 
 
 BASELINES: list[BaselineSpec] = [

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from omigen.baselines import plan_counts, plan_labels, sample_ids
 from omigen.errors import OmigenInputError
 from omigen.registry import BaselineSpec
 
@@ -29,32 +30,6 @@ if TYPE_CHECKING:
 DEFAULT_ORDER = 5
 #: Added to every transition count so contexts unseen in training still have a distribution.
 PSEUDOCOUNT = 0.5
-
-
-def _plan(train: "SequenceData", n_per_label: dict) -> list[tuple[str | None, np.ndarray, int]]:
-    """``(label, training rows, count)`` per requested label, validated."""
-    if len(train) == 0:
-        raise OmigenInputError("cannot fit a baseline on an empty training set")
-    if not isinstance(n_per_label, dict) or not n_per_label:
-        raise OmigenInputError("n_per_label must map labels to sample counts")
-    if None in n_per_label and len(n_per_label) > 1:
-        raise OmigenInputError("n_per_label mixes the unlabelled key None with labels")
-    labels = None if train.labels is None else train.labels.astype(str)
-    plan = []
-    for label, n in n_per_label.items():
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise OmigenInputError(f"sample count for label {label!r} must be a non-negative integer, got {n!r}")
-        if label is None:
-            rows = np.arange(len(train))
-        elif labels is None:
-            raise OmigenInputError(f"label {label!r} requested but the training data is unlabelled")
-        else:
-            rows = np.flatnonzero(labels == str(label))
-            if rows.size == 0:
-                raise OmigenInputError(f"label {label!r} does not occur in the training data "
-                                       f"(known: {', '.join(train.classes)})")
-        plan.append((None if label is None else str(label), rows, int(n)))
-    return plan
 
 
 def _codes(train: "SequenceData") -> np.ndarray:
@@ -71,12 +46,8 @@ def _build(name: str, blocks: list[np.ndarray], plan, length: int) -> "SequenceD
     from omigen_dna_latent.io import strings
 
     codes = np.concatenate(blocks) if blocks else np.zeros((0, length), dtype=np.int64)
-    n = codes.shape[0]
-    width = max(4, len(str(n)))
-    ids = [f"{name}_{i:0{width}d}" for i in range(1, n + 1)]
-    labels = None if plan[0][0] is None else np.repeat([p[0] for p in plan], [p[2] for p in plan]).astype(object)
-    return SequenceData(sequences=np.asarray(strings(codes), dtype=object), samples=np.asarray(ids, dtype=object),
-                        labels=labels)
+    return SequenceData(sequences=np.asarray(strings(codes), dtype=object), samples=sample_ids(name, codes.shape[0]),
+                        labels=plan_labels(plan))
 
 
 def fit_markov(codes: np.ndarray, order: int = DEFAULT_ORDER) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +85,7 @@ def sample_markov(trans: np.ndarray, start: np.ndarray, n: int, length: int,
 def generate_markov(train: "SequenceData", n_per_label: dict, seed: int = 0,
                     order: int = DEFAULT_ORDER) -> "SequenceData":
     """A k-th order Markov chain fitted per class, sampled ``n_per_label[label]`` times per class."""
-    plan = _plan(train, n_per_label)
+    plan = plan_counts(train, n_per_label)
     codes = _codes(train)
     rng = np.random.default_rng(seed)
     blocks = []
@@ -126,7 +97,7 @@ def generate_markov(train: "SequenceData", n_per_label: dict, seed: int = 0,
 
 def generate_position_frequency(train: "SequenceData", n_per_label: dict, seed: int = 0) -> "SequenceData":
     """Each position's base drawn from that position's base frequencies within the class."""
-    plan = _plan(train, n_per_label)
+    plan = plan_counts(train, n_per_label)
     codes = _codes(train)
     rng = np.random.default_rng(seed)
     blocks = []

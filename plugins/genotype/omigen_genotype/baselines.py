@@ -25,12 +25,12 @@ if TYPE_CHECKING:
 
 def generate_independent(train: "GenotypeData", n_per_label: dict, seed: int = 0) -> "GenotypeData":
     """Draw ``n_per_label[label]`` genomes per label from per-label allele frequencies under HWE."""
-    from omigen.baselines import _ids, _labels, _plan
+    from omigen.baselines import plan_counts, plan_labels, sample_ids
     from omigen.data import GenotypeData
 
     if train.modality != "genotype":
         raise OmigenInputError(f"the independent-snp baseline is for genotype data, not {train.modality}")
-    plan = _plan(train, n_per_label)
+    plan = plan_counts(train, n_per_label)
     rng = np.random.default_rng(seed)
     blocks, pheno_rows = [], []
     G = np.asarray(train.G)
@@ -40,12 +40,12 @@ def generate_independent(train: "GenotypeData", n_per_label: dict, seed: int = 0
         blocks.append(rng.binomial(2, np.broadcast_to(p, (n, p.size))).astype(np.int8))
         pheno_rows.append(pool[rng.integers(0, pool.size, size=n)])
     values = np.concatenate(blocks) if blocks else G[:0]
-    ids = _ids("independent", values.shape[0])
+    ids = sample_ids("independent", values.shape[0])
     phenotypes = None
     if train.phenotypes is not None:
         phenotypes = train.phenotypes.iloc[np.concatenate(pheno_rows)].copy()
         phenotypes.index = ids.astype(str)
-    return GenotypeData(G=values, samples=ids, variants=train.variants, labels=_labels(plan),
+    return GenotypeData(G=values, samples=ids, variants=train.variants, labels=plan_labels(plan),
                         phenotypes=phenotypes, meta=dict(train.meta)).validate()
 
 
