@@ -262,24 +262,9 @@ class DiffusionModel(nn.Module):
 
         A conditional model given ``y=None`` samples unconditionally (all :data:`NULL_LABEL`).
         """
-        if self.n_classes == 0:
-            if y is not None:
-                raise OmigenInputError("this model is unconditional: it takes no labels")
-            return None
-        if y is None:
-            return torch.full((n,), NULL_LABEL, dtype=torch.long)
-        arr = np.asarray(y.detach().cpu() if isinstance(y, Tensor) else y)
-        if arr.dtype.kind not in "iu":
-            raise OmigenInputError(f"labels must be integers, got {arr.dtype}")
-        if arr.ndim == 0:
-            arr = np.full(n, int(arr))
-        if arr.shape != (n,):
-            raise OmigenInputError(f"expected one label or {n} labels, got shape {arr.shape}")
-        bad = arr[(arr != NULL_LABEL) & ((arr < 0) | (arr >= self.n_classes))]
-        if bad.size:
-            raise OmigenInputError(f"label {int(bad[0])} out of range: the model has {self.n_classes} classes "
-                                   f"(0..{self.n_classes - 1}, or {NULL_LABEL} for none)")
-        return torch.as_tensor(arr, dtype=torch.long)
+        from omigen.conditional_mlp import check_labels
+
+        return check_labels(y, n, self.n_classes)
 
     @torch.no_grad()
     def sample(self, n: int, y: Any = None, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
