@@ -23,7 +23,7 @@ import json
 import math
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor, nn
 
-__all__ = ["TrainConfig", "Objective", "TrainResult", "Trainer", "load_checkpoint", "restore", "lr_factor",
+__all__ = ["TrainConfig", "for_run", "Objective", "TrainResult", "Trainer", "load_checkpoint", "restore", "lr_factor",
            "ema_decay_at", "epoch_permutation", "is_main_process", "world_info"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -114,6 +114,21 @@ class TrainResult:
     steps_per_sec: float
     losses: dict[str, float]
     checkpoint: Path | None
+
+
+def for_run(train: TrainConfig, *, progress: bool = True, steps: int | None = None,
+            default_steps: int | None = None, name: str = "train") -> TrainConfig:
+    """``train`` with a run's settings applied: ``--no-progress`` and the run's top-level ``steps``.
+
+    Pipelines expose the training length as ``steps`` (``--steps``); when ``default_steps`` is
+    given, a nested ``<name>.steps`` that was also changed and disagrees is a user error rather
+    than silently overridden.
+    """
+    if steps is not None and default_steps is not None and train.steps not in (default_steps, steps):
+        raise OmigenInputError(f"set the number of training steps with 'steps' (--steps), not {name}.steps "
+                               f"({train.steps} vs steps={steps})")
+    out = replace(train, progress=train.progress and progress)
+    return out if steps is None else replace(out, steps=steps)
 
 
 def lr_factor(config: TrainConfig, step: int) -> float:

@@ -447,3 +447,16 @@ def test_zero_steps_still_leaves_a_checkpoint_of_the_initial_weights(tmp_path):
     result = Trainer(model, toy_data(), quiet(steps=0), out_dir=tmp_path, device="cpu").fit()
     assert result.steps == 0 and load_checkpoint(result.checkpoint)["step"] == 0
     assert all(torch.equal(v, init[k]) for k, v in load_checkpoint(result.checkpoint)["ema"].items())
+
+
+def test_for_run_applies_steps_and_progress_and_rejects_conflicts():
+    from omigen.errors import OmigenInputError
+    from omigen.train import for_run
+
+    base = TrainConfig(steps=1000, progress=True)
+    assert for_run(base, progress=False) == TrainConfig(steps=1000, progress=False)
+    assert for_run(base, steps=20, default_steps=1000).steps == 20
+    assert for_run(TrainConfig(steps=20), steps=20, default_steps=1000).steps == 20
+    with pytest.raises(OmigenInputError, match=r"not train\.steps \(50 vs steps=20\)"):
+        for_run(TrainConfig(steps=50), steps=20, default_steps=1000)
+    assert for_run(TrainConfig(steps=50), steps=20).steps == 20  # no default given: the run's steps win

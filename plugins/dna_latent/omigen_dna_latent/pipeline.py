@@ -9,7 +9,6 @@ module through the plugin.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,11 +153,6 @@ def generate(autoencoder, latent_diffusion, classes: list[str], counts: dict, se
     return SequenceData(io.strings(codes), ids, labels).validate()
 
 
-def _train_config(train_cfg, progress: bool, steps: int | None = None):
-    out = replace(train_cfg, progress=train_cfg.progress and progress)
-    return replace(out, steps=steps) if steps is not None else out
-
-
 # --------------------------------------------------------------------------- report
 
 def _profiles_figure(test_codes: "np.ndarray", syn_codes: "np.ndarray"):
@@ -221,7 +215,7 @@ def run(ctx):
 
     from omigen.config import to_dict
     from omigen.run import RunResult
-    from omigen.train import Trainer
+    from omigen.train import Trainer, for_run
     from omigen_dna_latent import io
     from omigen_dna_latent.autoencoder import build_autoencoder, encode_codes, reconstruction_accuracy
     from omigen_dna_latent.denoiser import build_latent_diffusion
@@ -245,7 +239,7 @@ def run(ctx):
         torch.manual_seed(ctx.seed)
         ae = build_autoencoder(cfg.autoencoder, _ae_info(length))
         trainer = Trainer(ae, torch.as_tensor(codes, dtype=torch.long),
-                          _train_config(cfg.autoencoder_train, ctx.progress), out_dir=out_dir, stage=AE_STAGE,
+                          for_run(cfg.autoencoder_train, progress=ctx.progress), out_dir=out_dir, stage=AE_STAGE,
                           seed=ctx.seed, device=ctx.device, run_config=meta)
         ae_fit = trainer.fit(resume=ctx.resume)
         ae = trainer.ema
@@ -258,8 +252,9 @@ def run(ctx):
         if classes:
             index = {c: i for i, c in enumerate(classes)}
             data += (torch.as_tensor(np.vectorize(index.__getitem__, otypes=[np.int64])(train.labels)),)
-        trainer = Trainer(model, data, _train_config(cfg.diffusion_train, ctx.progress, cfg.steps), out_dir=out_dir,
-                          stage=DIFFUSION_STAGE, seed=ctx.seed, device=ctx.device, run_config=meta)
+        diffusion_train = for_run(cfg.diffusion_train, progress=ctx.progress, steps=cfg.steps)
+        trainer = Trainer(model, data, diffusion_train, out_dir=out_dir, stage=DIFFUSION_STAGE, seed=ctx.seed,
+                          device=ctx.device, run_config=meta)
         diff_fit = trainer.fit(resume=ctx.resume)
         model = trainer.ema
     if not ctx.is_main:  # under torchrun only rank 0 samples, evaluates and writes

@@ -179,14 +179,6 @@ def torch_threads(n: int, device: str) -> Iterator[None]:
 
 
 # -- run -------------------------------------------------------------------------------------------
-def _train_config(cfg: ExpressionConfig, progress: bool):
-    default = ExpressionConfig().train.steps
-    if cfg.train.steps not in (default, cfg.steps):
-        raise OmigenInputError(f"set the number of training steps with 'steps' (--steps), not train.steps "
-                               f"({cfg.train.steps} vs steps={cfg.steps})")
-    return replace(cfg.train, steps=cfg.steps, progress=cfg.train.progress and progress)
-
-
 def run(ctx: "RunContext") -> "RunResult":
     """Train on the training set, sample the test set's class counts, write and evaluate (see module notes)."""
     import torch
@@ -194,14 +186,15 @@ def run(ctx: "RunContext") -> "RunResult":
     from omigen.config import to_dict
     from omigen.evaluate import evaluate_run
     from omigen.run import RunResult
-    from omigen.train import Trainer
+    from omigen.train import Trainer, for_run
 
     from omigen_expression import io
     from omigen_expression.models import resolve_arch
     from omigen_expression.preprocess import Preprocessor, select_genes
 
     cfg: ExpressionConfig = ctx.config
-    train_cfg = _train_config(cfg, ctx.progress)
+    train_cfg = for_run(cfg.train, progress=ctx.progress, steps=cfg.steps,
+                        default_steps=ExpressionConfig().train.steps)
     _check_sampling(cfg.sampler, cfg.sample_steps, cfg.guidance, cfg.diffusion.timesteps)
     if cfg.n_samples < 0:
         raise OmigenInputError(f"n_samples must be 0 (the test split's class counts) or positive, got {cfg.n_samples}")

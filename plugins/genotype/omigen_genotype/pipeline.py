@@ -178,14 +178,6 @@ def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], 
                         phenotypes=phenotypes, meta=meta).validate()
 
 
-def _train_config(cfg: GenotypeConfig, progress: bool):
-    default = GenotypeConfig().train.steps
-    if cfg.train.steps not in (default, cfg.steps):
-        raise OmigenInputError(f"set the number of training steps with 'steps', not train.steps "
-                               f"({cfg.train.steps} vs steps={cfg.steps})")
-    return replace(cfg.train, steps=cfg.steps, progress=cfg.train.progress and progress)
-
-
 def _sections(train, test, synthetic, seed: int) -> list:
     from omigen.report import Section
 
@@ -209,7 +201,7 @@ def run(ctx):
     from omigen.evaluate import evaluate_run
     from omigen.report import Section
     from omigen.run import RunResult
-    from omigen.train import Trainer
+    from omigen.train import Trainer, for_run
 
     from omigen_genotype.vcf import save
 
@@ -224,7 +216,8 @@ def run(ctx):
     model = build(cfg.model_config(), {**info, "G": train.G, "steps": cfg.steps})
     if ctx.is_main:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(model, tensors(train, info), _train_config(cfg, ctx.progress), out_dir=ctx.out_dir,
+    train_cfg = for_run(cfg.train, progress=ctx.progress, steps=cfg.steps, default_steps=GenotypeConfig().train.steps)
+    trainer = Trainer(model, tensors(train, info), train_cfg, out_dir=ctx.out_dir,
                       stage="model", seed=ctx.seed, device=ctx.device,
                       run_config={"config": to_dict(cfg), "info": info})
     with ctx.timer("train"):
