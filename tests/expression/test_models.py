@@ -6,7 +6,7 @@ torch = pytest.importorskip("torch")
 
 from omigen.diffusion import DiffusionConfig, DiffusionModel  # noqa: E402
 from omigen.errors import OmigenInputError  # noqa: E402
-from omigen_expression.config import ModelConfig  # noqa: E402
+from omigen_expression.config import DenoiserConfig  # noqa: E402
 from omigen_expression.models import GeneTransformer, ResidualMLP, build_denoiser, resolve_arch  # noqa: E402
 
 
@@ -48,13 +48,13 @@ def test_transformer_attends_across_genes():
 
 def test_arch_auto_switches_at_64_genes():
     assert resolve_arch("auto", 64) == "transformer" and resolve_arch("auto", 65) == "mlp"
-    assert isinstance(build_denoiser(ModelConfig(), {"n_genes": 16, "n_classes": 2}), GeneTransformer)
-    assert isinstance(build_denoiser(ModelConfig(hidden=32), {"n_genes": 200, "n_classes": 2}), ResidualMLP)
-    assert isinstance(build_denoiser(ModelConfig(arch="mlp", hidden=32), {"n_genes": 3}), ResidualMLP)
-    with pytest.raises(OmigenInputError, match="model.arch"):
+    assert isinstance(build_denoiser(DenoiserConfig(), {"n_genes": 16, "n_classes": 2}), GeneTransformer)
+    assert isinstance(build_denoiser(DenoiserConfig(hidden=32), {"n_genes": 200, "n_classes": 2}), ResidualMLP)
+    assert isinstance(build_denoiser(DenoiserConfig(arch="mlp", hidden=32), {"n_genes": 3}), ResidualMLP)
+    with pytest.raises(OmigenInputError, match="denoiser.arch"):
         resolve_arch("rnn", 5)
     with pytest.raises(OmigenInputError, match="divisible"):
-        build_denoiser(ModelConfig(dim=10, heads=4), {"n_genes": 3, "n_classes": 0})
+        build_denoiser(DenoiserConfig(dim=10, heads=4), {"n_genes": 3, "n_classes": 0})
 
 
 def test_conditional_diffusion_learns_class_means():

@@ -121,6 +121,6 @@ def test_bad_input_leaves_no_run_folder(tmp_path):
         run_pipeline("expression", out_dir=out, progress=False, overrides={**TINY, "genes": ["NOPE"]})
     with pytest.raises(OmigenInputError, match="needs data"):
         run_pipeline("expression", out_dir=out, progress=False, overrides={**TINY, "labels": "x.tsv"})
-    with pytest.raises(OmigenInputError, match="model.arch must be one of"):
-        run_pipeline("expression", out_dir=out, progress=False, overrides={**TINY, "model": {"arch": "rnn"}})
+    with pytest.raises(OmigenInputError, match="denoiser.arch must be one of"):
+        run_pipeline("expression", out_dir=out, progress=False, overrides={**TINY, "denoiser": {"arch": "rnn"}})
     assert not out.exists()

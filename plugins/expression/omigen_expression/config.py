@@ -5,14 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from omigen.config import DiffusionConfig, RunConfig
+from omigen.generator_configs import VAEConfig, WGANConfig
 from omigen.train import TrainConfig
 
 #: Training steps of a default run (the top-level ``steps``, i.e. ``--steps``).
 DEFAULT_STEPS = 1000
 
 
+#: Generator families ``--set model=...`` selects: the diffusion model and the two comparators.
+MODELS = ("diffusion", "vae", "wgan")
+#: What a run does: generate (train, sample, evaluate), perturb (train or reuse a run, move the
+#: source class to the target class by DDIM inversion) or screen (gene-set silhouettes, no model).
+TASKS = ("generate", "perturb", "screen")
+
+
 @dataclass
-class ModelConfig:
+class DenoiserConfig:
     """Denoiser options. ``arch``: auto (transformer for <= 64 genes, else mlp), transformer or mlp."""
 
     arch: str = "auto"
@@ -35,6 +43,35 @@ def _train_defaults() -> TrainConfig:
 
 
 @dataclass
+class PerturbConfig:
+    """Options of ``task=perturb`` (GEMDiff's Algorithm 1; see :mod:`omigen_expression.perturb`).
+
+    ``steps``: DDIM steps of the inversion and of the decoding; ``k``: a gene is a core gene when
+    its mean change lies beyond mean ± k·SD of all genes' mean changes; ``permutations``: random
+    sign flips of the per-sample changes for each gene's p-value; ``split``: which real samples
+    of the source class are perturbed (test, train or all).
+    """
+
+    steps: int = 100
+    k: float = 1.0
+    permutations: int = 9999
+    split: str = "test"
+
+
+@dataclass
+class ScreenConfig:
+    """Options of ``task=screen`` (see :mod:`omigen_expression.screen`): ``size`` genes per subset,
+    UMAP ``n_neighbors`` and ``min_dist`` (GEMDiff's 90 and 0.3), ``umap`` (off: PCA silhouettes
+    only), ``n_jobs`` parallel UMAP fits."""
+
+    size: int = 16
+    n_neighbors: int = 90
+    min_dist: float = 0.3
+    umap: bool = True
+    n_jobs: int = 1
+
+
+@dataclass
 class ExpressionConfig(RunConfig):
     """Options of ``omigen run expression``.
 
@@ -45,11 +82,20 @@ class ExpressionConfig(RunConfig):
     ``not-expressed`` for the bundled data and ``error`` for your files. ``max_samples`` caps the
     training and the test set each (a seeded stratified subset; 0: no cap).
 
-    Preprocessing: ``genes`` (names to model; empty: all) or ``random_genes`` (k seeded random
-    genes), ``log`` (auto|yes|no), ``snap_zeros`` (see :mod:`omigen_expression.preprocess`).
+    Preprocessing: ``genes`` (names to model; empty: all), ``random_genes`` (k seeded random
+    genes), ``gmt`` + ``gene_set`` (the genes of one set of a GMT file) or ``landmarks`` (the 978
+    L1000 landmark genes present in the data; the other genes are then reconstructed from them
+    by ridge and MLP regressions fitted on the real training data, see
+    :mod:`omigen_expression.l1000`); ``log`` (auto|yes|no), ``snap_zeros`` (see
+    :mod:`omigen_expression.preprocess`).
 
-    Training: ``steps`` (the training steps; ``train.steps`` follows it), ``train``, ``diffusion``,
-    ``model``. Sampling: ``sampler`` (ddim|ddpm), ``sample_steps`` (DDIM), ``eta`` (DDIM noise: 0
+    Task: ``task`` (generate | perturb | screen); ``source``/``target`` classes and ``perturb``
+    options for ``task=perturb``, which trains a model or reuses the one in ``from_run``;
+    ``gmt`` and ``screen`` options for ``task=screen``.
+
+    Model: ``model`` (diffusion | vae | wgan) with its options group ``denoiser`` + ``diffusion``,
+    ``vae`` or ``wgan``. Training: ``steps`` (the training steps; ``train.steps`` follows it),
+    ``train``. Sampling: ``sampler`` (ddim|ddpm), ``sample_steps`` (DDIM), ``eta`` (DDIM noise: 0
     deterministic, 1 (default) as much fresh noise per step as DDPM, which scored better here),
     ``guidance`` (classifier-free guidance weight, 1 = plain conditional), ``clip_x0`` (clip the
     predicted clean sample to [-clip_x0, clip_x0] while sampling; 0: off), ``n_samples`` per class
@@ -76,8 +122,21 @@ class ExpressionConfig(RunConfig):
     random_genes: int = 0
     log: str = "auto"
     snap_zeros: bool = True
-    model: ModelConfig = field(default_factory=ModelConfig)
+    gmt: str | None = None
+    gene_set: str | None = None
+    landmarks: bool = False
+    task: str = "generate"
+    source: str | None = None
+    target: str | None = None
+    from_run: str | None = None
+    perturb: PerturbConfig = field(default_factory=PerturbConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
+    model: str = "diffusion"
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    vae: VAEConfig = field(default_factory=lambda: VAEConfig(latent_dim=16, hidden=(256, 256), kl_warmup=0.2))
+    wgan: WGANConfig = field(default_factory=lambda: WGANConfig(latent_dim=32, hidden=(256, 256), lr_g=1e-4,
+                                                                lr_c=1e-4))
     train: TrainConfig = field(default_factory=_train_defaults)
     sampler: str = "ddim"
     sample_steps: int = 100

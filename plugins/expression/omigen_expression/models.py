@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from omigen.errors import OmigenInputError
-from omigen_expression.config import ModelConfig
+from omigen_expression.config import DenoiserConfig
 
 ARCHS = ("auto", "transformer", "mlp")
 #: ``arch="auto"`` picks the transformer up to this many genes, the MLP above.
@@ -158,13 +158,13 @@ class ResidualMLP(nn.Module):
 def resolve_arch(arch: str, n_genes: int) -> str:
     """``auto`` -> ``transformer`` for <= 64 genes, else ``mlp``; other values checked."""
     if arch not in ARCHS:
-        raise OmigenInputError(f"model.arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+        raise OmigenInputError(f"denoiser.arch must be one of {', '.join(ARCHS)}, got {arch!r}")
     if arch == "auto":
         return "transformer" if n_genes <= TRANSFORMER_MAX_GENES else "mlp"
     return arch
 
 
-def build_denoiser(config: ModelConfig, info: dict) -> nn.Module:
+def build_denoiser(config: DenoiserConfig, info: dict) -> nn.Module:
     """Build the denoiser ``config`` describes for ``info["n_genes"]`` genes and ``info["n_classes"]`` classes."""
     n_genes, n_classes = int(info["n_genes"]), int(info.get("n_classes", 0))
     arch = resolve_arch(config.arch, n_genes)

@@ -1,8 +1,10 @@
-"""The ``expression`` pipeline: read, preprocess, train a class-conditional diffusion model, sample, evaluate.
+"""The ``expression`` pipeline: read, preprocess, train a generator, sample, evaluate.
 
-``run(ctx)`` does the whole job into the run folder (``model.ckpt``, ``synthetic.tsv``,
-``synthetic.h5ad``, ``metrics.json``, ``report.html``); ``sample(run_dir, n, ...)`` draws more from
-a finished run. The checkpoint's ``run_config`` holds everything ``sample`` needs: the resolved
+``run(ctx)`` does ``task=generate`` (default) into the run folder (``model.ckpt``,
+``synthetic.tsv``, ``synthetic.h5ad``, ``metrics.json``, ``report.html``; with ``landmarks`` also the
+reconstructed full transcriptome), or hands over to ``task=perturb``
+(:mod:`omigen_expression.perturb_task`) or ``task=screen`` (:mod:`omigen_expression.screen_task`).
+``sample(run_dir, n, ...)`` draws more from a finished run. The checkpoint's ``run_config`` holds everything ``sample`` needs: the resolved
 config (model and diffusion options), the fitted preprocessor and the training class counts.
 
 Importing this module is cheap: torch, pandas and the models load inside the functions.
@@ -10,10 +12,9 @@ Importing this module is cheap: torch, pandas and the models load inside the fun
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,14 +27,16 @@ if TYPE_CHECKING:
     from omigen_expression.preprocess import Preprocessor
 
 CHECKPOINT = "model.ckpt"
-SAMPLERS = ("ddim", "ddpm")
 
 #: ``--quick``: a smoke run of about 20 s on a 2-core CPU.
 QUICK: dict[str, Any] = {"steps": 200, "train": {"lr": 3e-3, "warmup_steps": 30, "log_every": 50},
                          "sample_steps": 50, "umap": False}
 #: The contract kit's run: seconds on a CPU, a small subset of the bundled data and a tiny model.
 TINY: dict[str, Any] = {"steps": 30, "max_samples": 60, "umap": False, "sample_steps": 10,
-                        "model": {"dim": 16, "layers": 1, "heads": 2, "hidden": 32, "blocks": 1},
+                        "denoiser": {"dim": 16, "layers": 1, "heads": 2, "hidden": 32, "blocks": 1},
+                        "vae": {"hidden": [32], "latent_dim": 4},
+                        "wgan": {"hidden": [32], "latent_dim": 8, "n_critic": 2},
+                        "perturb": {"steps": 10, "permutations": 199}, "screen": {"size": 8, "n_neighbors": 15},
                         "diffusion": {"timesteps": 100},
                         "train": {"batch_size": 32, "warmup_steps": 0, "log_every": 10, "progress": False}}
 
@@ -116,134 +119,168 @@ def restrict(data: ExpressionData, genes: list[str]) -> ExpressionData:
     return replace(data, X=data.X[:, cols], genes=data.genes[cols])
 
 
-# -- model -----------------------------------------------------------------------------------------
-def build_model(cfg: ExpressionConfig, n_genes: int, n_classes: int):
-    """The DiffusionModel (denoiser per ``cfg.model``, diffusion per ``cfg.diffusion``) for this data."""
-    from omigen.diffusion import DiffusionModel
+# -- genes and training ----------------------------------------------------------------------------
+def choose_genes(cfg: ExpressionConfig, genes: np.ndarray, seed: int) -> tuple[list[str], list[str]]:
+    """``(genes to model, genes to reconstruct from them)``; the second list is empty unless
+    ``landmarks`` is on and the data hold genes besides the L1000 landmarks."""
+    from omigen_expression.preprocess import select_genes
 
-    from omigen_expression.models import build_denoiser
+    chosen = [name for name, on in (("genes", bool(cfg.genes)), ("random_genes", cfg.random_genes > 0),
+                                    ("gene_set", cfg.gene_set is not None), ("landmarks", cfg.landmarks)) if on]
+    if len(chosen) > 1:
+        raise OmigenInputError(f"choose genes one way, not by {' and '.join(chosen)}")
+    if cfg.gene_set is not None:
+        from omigen_expression.screen import read_gmt
 
-    denoiser = build_denoiser(cfg.model, {"n_genes": n_genes, "n_classes": n_classes})
-    return DiffusionModel(denoiser, cfg.diffusion, sample_shape=(n_genes,), n_classes=n_classes)
+        if cfg.gmt is None:
+            raise OmigenInputError("gene_set needs gmt (the GMT file that defines it)")
+        sets = read_gmt(cfg.gmt)
+        if cfg.gene_set not in sets:
+            raise OmigenInputError(f"{Path(cfg.gmt).name} has no gene set {cfg.gene_set!r} "
+                                   f"(it has {len(sets)}: {', '.join(list(sets)[:5])}{' ...' if len(sets) > 5 else ''})")
+        present = set(genes.tolist())
+        members = [g for g in sets[cfg.gene_set] if g in present]
+        if len(members) < 2:
+            raise OmigenInputError(f"gene set {cfg.gene_set!r}: {len(members)} of its {len(sets[cfg.gene_set])} "
+                                   "genes are in the data; need at least 2")
+        return members, []
+    if cfg.landmarks:
+        from omigen_expression.l1000 import match_landmarks
 
-
-def _check_sampling(sampler: str, steps: int, guidance: float, timesteps: int) -> None:
-    if sampler not in SAMPLERS:
-        raise OmigenInputError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    if sampler == "ddim" and not 1 <= steps <= timesteps:
-        raise OmigenInputError(f"sample_steps must be from 1 to {timesteps} (the diffusion timesteps), got {steps}")
-    if not np.isfinite(guidance) or guidance < 0:
-        raise OmigenInputError(f"guidance must be >= 0, got {guidance}")
-
-
-def draw(model, pre: "Preprocessor", counts: dict[str | None, int], *, seed: int, sampler: str, steps: int,
-         eta: float, guidance: float, clip_x0: float, device: str = "cpu") -> ExpressionData:
-    """``counts[label]`` samples of each label (``None``: unconditional) in the input's units."""
-    import torch
-
-    labels = [lab for lab, k in counts.items() for _ in range(int(k))]
-    n = len(labels)
-    y = None
-    if model.n_classes:
-        y = np.asarray([-1 if lab is None else int(pre.labels_to_index([lab])[0]) for lab in labels], np.int64)
-    generator = torch.Generator().manual_seed(int(seed))
-    options: dict[str, Any] = {"guidance": guidance, "clip_x0": clip_x0 if clip_x0 > 0 else None}
-    if sampler == "ddim":
-        options.update(steps=steps, eta=eta)
-    model = model.to(device)
-    Z = model.sample(n, y=y, sampler=sampler, generator=generator, **options).numpy()
-    X = pre.inverse(Z)
-    named = model.n_classes and all(lab is not None for lab in labels)
-    width = max(5, len(str(n)))
-    return ExpressionData(X=X, genes=np.asarray(pre.genes, dtype=object),
-                          samples=np.asarray([f"synthetic_{i + 1:0{width}d}" for i in range(n)], dtype=object),
-                          labels=np.asarray(labels, dtype=object) if named else None, units=pre.units)
+        landmarks, others = match_landmarks(genes.tolist())
+        return landmarks, others
+    return select_genes(genes, cfg.genes, cfg.random_genes, seed), []
 
 
-@contextlib.contextmanager
-def torch_threads(n: int, device: str) -> Iterator[None]:
-    """Run the block with ``n`` torch CPU threads (0 or a non-CPU device: unchanged), then restore."""
-    import torch
+@dataclass
+class Trained:
+    """A trained generator with what sampling and perturbing need."""
 
-    if n < 0:
-        raise OmigenInputError(f"cpu_threads must be >= 0, got {n}")
-    if n == 0 or not str(device).startswith("cpu"):
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    model: Any  # the EMA copy for the diffusion model, the trained networks otherwise
+    pre: "Preprocessor"
+    cfg: ExpressionConfig  # resolved: denoiser arch and training steps filled in
+    fit: Any  # omigen.train.FitResult
+    about: str  # one line naming the generator and its size
+    device: str
 
 
-# -- run -------------------------------------------------------------------------------------------
-def run(ctx: "RunContext") -> "RunResult":
-    """Train on the training set, sample the test set's class counts, write and evaluate (see module notes)."""
+def train_generator(ctx: "RunContext", train: ExpressionData, genes: list[str]) -> Trained:
+    """Fit the preprocessor on ``train`` (``genes`` only) and train ``ctx.config.model`` on it."""
     import torch
 
     from omigen.config import to_dict
-    from omigen.evaluate import evaluate_run
-    from omigen.run import RunResult
     from omigen.train import Trainer, for_run
 
-    from omigen_expression import io
+    from omigen_expression.generators import build_generator, describe
     from omigen_expression.models import resolve_arch
-    from omigen_expression.preprocess import Preprocessor, select_genes
+    from omigen_expression.preprocess import Preprocessor
 
     cfg: ExpressionConfig = ctx.config
-    train_cfg = for_run(cfg.train, progress=ctx.progress, steps=cfg.steps,
-                        default_steps=ExpressionConfig().train.steps)
-    _check_sampling(cfg.sampler, cfg.sample_steps, cfg.guidance, cfg.diffusion.timesteps)
-    if cfg.n_samples < 0:
-        raise OmigenInputError(f"n_samples must be 0 (the test split's class counts) or positive, got {cfg.n_samples}")
-    with ctx.timer("load"):
-        train, test = load_data(ctx)
-        genes = select_genes(train.genes, cfg.genes, cfg.random_genes, ctx.seed)
-        pre = Preprocessor.fit(train, genes=genes, log=cfg.log, snap_zeros=cfg.snap_zeros)
-        train, test = restrict(train, genes), restrict(test, genes)
-        X = torch.from_numpy(pre.transform(train))
-        n_classes = len(pre.classes)
-        data = (X, torch.from_numpy(pre.labels_to_index(train.labels))) if n_classes else (X,)
-    arch = resolve_arch(cfg.model.arch, len(genes))
-    resolved = replace(cfg, train=train_cfg, model=replace(cfg.model, arch=arch))
+    train_cfg = for_run(cfg.train, progress=ctx.progress, steps=cfg.steps, default_steps=ExpressionConfig().train.steps)
+    pre = Preprocessor.fit(train, genes=genes, log=cfg.log, snap_zeros=cfg.snap_zeros)
+    X = torch.from_numpy(pre.transform(train))
+    n_classes = len(pre.classes)
+    data = (X, torch.from_numpy(pre.labels_to_index(train.labels))) if n_classes else (X,)
+    resolved = replace(cfg, train=train_cfg, denoiser=replace(cfg.denoiser, arch=resolve_arch(cfg.denoiser.arch,
+                                                                                                len(genes))))
     run_config = {"pipeline": "expression", "config": to_dict(resolved), "preprocessor": pre.state_dict(),
                   "class_counts": train.label_counts() if n_classes else {}}
-
     with ctx.timer("train"), torch_threads(cfg.cpu_threads, ctx.device):
-        torch.manual_seed(ctx.seed)  # the denoiser's initial weights
-        model = build_model(resolved, len(genes), n_classes)
+        torch.manual_seed(ctx.seed)  # the generator's initial weights
+        model = build_generator(resolved, len(genes), n_classes)
         trainer = Trainer(model, data, train_cfg, out_dir=ctx.out_dir, seed=ctx.seed, device=ctx.device,
                           run_config=run_config)
         fit = trainer.fit(resume=ctx.resume)
-    if not ctx.is_main:  # under torchrun only rank 0 samples, evaluates and writes
-        from omigen.run import RunResult
+    # The EMA weights sample better for every family; the WGAN's critic rides along unused.
+    return Trained(model=trainer.ema, pre=pre, cfg=resolved, fit=fit, about=describe(resolved, trainer.model),
+                   device=str(trainer.device))
 
+
+def check_config(cfg: ExpressionConfig) -> None:
+    """Reject bad task, model and sampling options before any work."""
+    from omigen_expression.config import TASKS
+    from omigen_expression.generators import check_model, check_sampling
+
+    if cfg.task not in TASKS:
+        raise OmigenInputError(f"task must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    check_model(cfg.model)
+    check_sampling(cfg.sampler, cfg.sample_steps, cfg.guidance, cfg.diffusion.timesteps)
+    if cfg.n_samples < 0:
+        raise OmigenInputError(f"n_samples must be 0 (the test split's class counts) or positive, got {cfg.n_samples}")
+    if cfg.task == "perturb" and cfg.model != "diffusion":
+        raise OmigenInputError(f"task=perturb inverts a diffusion model; model={cfg.model} cannot be inverted")
+    if cfg.from_run is not None and cfg.task != "perturb":
+        raise OmigenInputError("from_run reuses a trained model for task=perturb only")
+
+
+# -- run -------------------------------------------------------------------------------------------
+def torch_threads(n: int, device: str):
+    """:func:`omigen_expression.generators.torch_threads` (imported late: it needs torch)."""
+    from omigen_expression.generators import torch_threads as threads
+
+    return threads(n, device)
+
+
+def run(ctx: "RunContext") -> "RunResult":
+    """Do ``ctx.config.task`` into the run folder (see the module notes)."""
+    cfg: ExpressionConfig = ctx.config
+    check_config(cfg)
+    if cfg.task == "perturb":
+        from omigen_expression.perturb_task import run_perturb
+
+        return run_perturb(ctx)
+    if cfg.task == "screen":
+        from omigen_expression.screen_task import run_screen
+
+        return run_screen(ctx)
+    return generate(ctx)
+
+
+def generate(ctx: "RunContext") -> "RunResult":
+    """Train on the training set, sample the test set's class counts, write and evaluate."""
+    from omigen.evaluate import evaluate_run
+    from omigen.run import RunResult
+
+    from omigen_expression import io
+    from omigen_expression.generators import draw
+
+    cfg: ExpressionConfig = ctx.config
+    with ctx.timer("load"):
+        train_all, test_all = load_data(ctx)
+        genes, others = choose_genes(cfg, train_all.genes, ctx.seed)
+        train, test = restrict(train_all, genes), restrict(test_all, genes)
+    trained = train_generator(ctx, train, genes)
+    if not ctx.is_main:  # under torchrun only rank 0 samples, evaluates and writes
         return RunResult()
 
+    pre = trained.pre
     counts: dict[str | None, int]
     if cfg.n_samples:
-        counts = {c: cfg.n_samples for c in pre.classes} if n_classes else {None: cfg.n_samples}
+        counts = {c: cfg.n_samples for c in pre.classes} if pre.classes else {None: cfg.n_samples}
     else:
-        counts = test.label_counts() if n_classes else {None: len(test)}
+        counts = test.label_counts() if pre.classes else {None: len(test)}
     with ctx.timer("sample"), torch_threads(cfg.cpu_threads, ctx.device):
-        synthetic = draw(trainer.ema, pre, counts, seed=ctx.seed, sampler=cfg.sampler, steps=cfg.sample_steps,
-                         eta=cfg.eta, guidance=cfg.guidance, clip_x0=cfg.clip_x0, device=str(trainer.device))
-    files = {"checkpoint": str(fit.checkpoint), "synthetic": str(ctx.path("synthetic.tsv")),
+        synthetic = draw(trained.model, pre, counts, seed=ctx.seed, cfg=trained.cfg, device=trained.device)
+    files = {"checkpoint": str(trained.fit.checkpoint), "synthetic": str(ctx.path("synthetic.tsv")),
              "synthetic_h5ad": str(ctx.path("synthetic.h5ad")), "report": str(ctx.path("report.html"))}
     io.write_table(synthetic, files["synthetic"])
     io.write_h5ad(synthetic, files["synthetic_h5ad"])
 
-    n_params = sum(p.numel() for p in trainer.model.parameters())
-    with ctx.timer("report"):
-        sections = _sections(ctx, train, test, synthetic, pre, arch, n_params, fit)
-    ev = evaluate_run(ctx, train=train, test=test, synthetic=synthetic, sections=sections,
-                      title="Expression diffusion (omigen-expression)")
     summary = [("samples", ", ".join(f"{k}: {v}" for k, v in counts.items())),
-               ("genes", str(len(genes))), ("units", synthetic.units),
-               ("model", f"{arch} denoiser, {n_params:,} parameters"),
-               ("training", f"{fit.steps} steps, {fit.seconds:.1f} s ({fit.steps_per_sec:.1f} steps/s)")]
+               ("genes", str(len(genes))), ("units", synthetic.units), ("model", trained.about),
+               ("training", f"{trained.fit.steps} steps, {trained.fit.seconds:.1f} s "
+                            f"({trained.fit.steps_per_sec:.1f} steps/s)")]
+    with ctx.timer("report"):
+        sections = _sections(ctx, train, test, synthetic, trained)
+    if others:
+        from omigen_expression.landmarks_task import reconstruct_transcriptome
+
+        extra = reconstruct_transcriptome(ctx, train_all, test_all, synthetic, genes, others, log=pre.log)
+        files.update(extra.files)
+        summary.extend(extra.summary)
+        sections.extend(extra.sections)
+    ev = evaluate_run(ctx, train=train, test=test, synthetic=synthetic, sections=sections,
+                      title="Expression generation (omigen-expression)")
     auc = {row: vals.get("c2st.auc") for row, vals in ev.rows.items()}
     if any(v is not None and np.isfinite(v) for v in auc.values()):
         summary.append(("C2ST AUC (0.5 best)", ", ".join(f"{r} {v:.3f}" for r, v in auc.items()
@@ -251,18 +288,22 @@ def run(ctx: "RunContext") -> "RunResult":
     return RunResult(synthetic=synthetic, metrics=ev.rows, files=files, summary=summary)
 
 
-def _sections(ctx, train, test, synthetic, pre, arch, n_params, fit) -> list:
+def _sections(ctx, train, test, synthetic, trained: Trained) -> list:
     from html import escape
 
     from omigen.report import Section, embedding_figure
 
-    cfg: ExpressionConfig = ctx.config
+    cfg: ExpressionConfig = trained.cfg
+    pre = trained.pre
     log = "log2(x+1), then " if pre.log else ""
+    sampling = ""
+    if cfg.model == "diffusion":
+        sampling = (f"; sampler {escape(cfg.sampler)}{f' ({cfg.sample_steps} steps)' if cfg.sampler == 'ddim' else ''}"
+                    f", guidance {cfg.guidance}")
     about = (f"<p>{len(train)} training and {len(test)} test samples, {len(pre.genes)} genes, "
              f"class(es): {escape(', '.join(pre.classes) or 'none')}. Values in {escape(pre.units)}; the model "
-             f"works on {log}per-gene min-max scaling to [-1, 1] fitted on the training set. Denoiser: "
-             f"{escape(arch)} ({n_params:,} parameters), {fit.steps} training steps; sampler {escape(cfg.sampler)}"
-             f"{f' ({cfg.sample_steps} steps)' if cfg.sampler == 'ddim' else ''}, guidance {cfg.guidance}.</p>")
+             f"works on {log}per-gene min-max scaling to [-1, 1] fitted on the training set. Generator: "
+             f"{escape(trained.about)}, {trained.fit.steps} training steps{sampling}.</p>")
     sections = [Section("Data and model", html=about),
                 Section("Embedding: held-out real vs synthetic (PCA fitted on real)",
                         figure=embedding_figure(test, synthetic, method="pca", seed=ctx.seed))]
@@ -289,6 +330,7 @@ def load_run(run_dir: str | Path):
     from omigen.config import from_dict
     from omigen.train import load_checkpoint
 
+    from omigen_expression.generators import build_generator
     from omigen_expression.preprocess import Preprocessor
 
     path = Path(run_dir) / CHECKPOINT
@@ -300,7 +342,7 @@ def load_run(run_dir: str | Path):
         raise OmigenInputError(f"{path} was not written by the expression pipeline")
     cfg = from_dict(ExpressionConfig, info["config"])
     pre = Preprocessor.from_state(info["preprocessor"])
-    model = build_model(cfg, len(pre.genes), len(pre.classes))
+    model = build_generator(cfg, len(pre.genes), len(pre.classes))
     try:
         model.load_state_dict(ckpt["ema"])
     except RuntimeError as exc:
@@ -316,12 +358,14 @@ def sample(run_dir: str | Path, n: int, label: str | None = None, seed: int = 0,
     a label name only that class. ``steps``/``guidance``/``eta`` default to the run's settings."""
     from omigen.run import resolve_device
 
+    from omigen_expression.generators import check_sampling, draw
+
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
         raise OmigenInputError(f"n must be a positive integer, got {n!r}")
     cfg, pre, model, class_counts = load_run(run_dir)
     steps = cfg.sample_steps if steps is None else int(steps)
     guidance = cfg.guidance if guidance is None else float(guidance)
-    _check_sampling(sampler, steps, guidance, cfg.diffusion.timesteps)
+    check_sampling(sampler, steps, guidance, cfg.diffusion.timesteps)
     if label is None:
         counts: dict[str | None, int] = dict(proportional_counts(class_counts, n)) if pre.classes else {None: n}
     elif not pre.classes:
@@ -331,6 +375,5 @@ def sample(run_dir: str | Path, n: int, label: str | None = None, seed: int = 0,
         counts = {str(label): n}
     device = resolve_device(device)
     with torch_threads(cfg.cpu_threads, device):
-        return draw(model, pre, counts, seed=seed, sampler=sampler, steps=steps,
-                    eta=cfg.eta if eta is None else float(eta), guidance=guidance, clip_x0=cfg.clip_x0,
-                    device=device)
+        return draw(model, pre, counts, seed=seed, cfg=cfg, sampler=sampler, steps=steps,
+                    eta=None if eta is None else float(eta), guidance=guidance, device=device)

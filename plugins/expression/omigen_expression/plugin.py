@@ -80,12 +80,12 @@ def omigen_register_datasets(register):
 
 @hookimpl
 def omigen_register_models(register):
-    from omigen_expression.config import ModelConfig
+    from omigen_expression.config import DenoiserConfig
 
-    register(ModelSpec(name="gene-transformer", modality="expression", config_cls=ModelConfig, build=_transformer,
+    register(ModelSpec(name="gene-transformer", modality="expression", config_cls=DenoiserConfig, build=_transformer,
                        description="gene-token transformer denoiser (adaLN time/class conditioning), "
                                    "for panels up to ~64 genes"))
-    register(ModelSpec(name="residual-mlp", modality="expression", config_cls=ModelConfig, build=_mlp,
+    register(ModelSpec(name="residual-mlp", modality="expression", config_cls=DenoiserConfig, build=_mlp,
                        description="residual-MLP denoiser for hundreds to thousands of genes"))
 
 
