@@ -57,12 +57,6 @@ def _check(cfg: ExpressionConfig) -> None:
         raise OmigenInputError(f"perturb.k must be a positive number of standard deviations, got {p.k}")
 
 
-def _concat(*parts: ExpressionData) -> ExpressionData:
-    return ExpressionData(X=np.concatenate([d.X for d in parts]), genes=parts[0].genes,
-                          samples=np.concatenate([d.samples for d in parts]),
-                          labels=np.concatenate([d.labels for d in parts]), units=parts[0].units)
-
-
 def _of_class(data: ExpressionData, label: str) -> ExpressionData:
     return data.subset(np.flatnonzero(data.labels == label))
 
@@ -119,7 +113,7 @@ def run_perturb(ctx: "RunContext") -> "RunResult":
 
     from omigen_expression import io
     from omigen_expression.perturb import gene_scores, perturb_latent
-    from omigen_expression.pipeline import load_data, restrict, torch_threads
+    from omigen_expression.pipeline import concat, load_data, restrict, torch_threads
 
     cfg: ExpressionConfig = ctx.config
     _check(cfg)
@@ -136,7 +130,7 @@ def run_perturb(ctx: "RunContext") -> "RunResult":
             raise OmigenInputError(f"{what} class {name!r} is not one the model knows ({', '.join(pre.classes)})")
     genes = list(pre.genes)
     train, test = restrict(train, genes), restrict(test, genes)
-    pool = {"test": test, "train": train, "all": _concat(train, test)}[pc.split]
+    pool = {"test": test, "train": train, "all": concat(train, test)}[pc.split]
     source = _of_class(pool, cfg.source)
     target_test, target_train = _of_class(test, cfg.target), _of_class(train, cfg.target)
     if len(source) < 2:
@@ -187,7 +181,7 @@ def run_perturb(ctx: "RunContext") -> "RunResult":
     write_json(ctx.path("metrics.json"), ev.as_dict())
 
     with ctx.timer("report"):
-        real = _concat(_of_class(test, cfg.source), target_test)
+        real = concat(_of_class(test, cfg.source), target_test)
         intro = (f"<p>{len(source)} real {escape(cfg.source)} samples ({escape(pc.split)} split) inverted by "
                  f"{pc.steps}-step DDIM under {escape(cfg.source)} and decoded under {escape(cfg.target)} "
                  f"(guidance {cfg.guidance}). Generator: {escape(about)}. Values in {escape(source.units)}. "

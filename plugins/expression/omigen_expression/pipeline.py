@@ -119,6 +119,15 @@ def restrict(data: ExpressionData, genes: list[str]) -> ExpressionData:
     return replace(data, X=data.X[:, cols], genes=data.genes[cols])
 
 
+def concat(*parts: ExpressionData) -> ExpressionData:
+    """The samples of ``parts`` (same genes, in the same order) one after another."""
+    labelled = all(d.labels is not None for d in parts)
+    return ExpressionData(X=np.concatenate([d.X for d in parts]), genes=parts[0].genes,
+                          samples=np.concatenate([d.samples for d in parts]),
+                          labels=np.concatenate([d.labels for d in parts]) if labelled else None,
+                          units=parts[0].units)
+
+
 # -- genes and training ----------------------------------------------------------------------------
 def choose_genes(cfg: ExpressionConfig, genes: np.ndarray, seed: int) -> tuple[list[str], list[str]]:
     """``(genes to model, genes to reconstruct from them)``; the second list is empty unless

@@ -1,4 +1,4 @@
-"""Hook implementations of the ``expression`` plugin: its readers, denoisers and pipeline.
+"""Hook implementations of the ``expression`` plugin: its readers, denoisers, metrics and pipeline.
 
 Only light modules are imported here (``omigen list`` loads every plugin); the readers, models
 and the pipeline import pandas, anndata and torch when they run.
@@ -96,5 +96,14 @@ def omigen_register_pipelines(register):
     register(PipelineSpec(
         name="expression", modality="expression", config_cls=ExpressionConfig, run=_run, sample=_sample,
         quick=QUICK, tiny=TINY,
-        description="class-conditional Gaussian diffusion on bulk RNA-seq (default: bundled breast "
-                    "tumour/normal, 16 genes)"))
+        description="class-conditional diffusion (or VAE / WGAN-GP) on bulk RNA-seq; tasks generate, perturb "
+                    "(tumour -> normal by DDIM inversion), screen (gene-set silhouettes); L1000 landmarks "
+                    "(default: bundled breast tumour/normal, 16 genes)"))
+
+
+@hookimpl
+def omigen_register_metrics(register):
+    from omigen_expression.metrics import METRICS
+
+    for spec in METRICS:
+        register(spec)
