@@ -91,6 +91,10 @@ def test_landmarks_model_the_landmarks_and_reconstruct_the_rest(tmp_path):
 
 
 def test_landmarks_need_landmark_genes():
+    from omigen_expression.l1000 import match_landmarks
+
+    marks = landmark_genes()[:3]
+    assert match_landmarks(marks, need_others=False) == (marks, [])  # an L1000 matrix: nothing to reconstruct
     with pytest.raises(OmigenInputError, match="L1000 landmark genes"):
         run_pipeline("expression", out_dir="unused", overrides={**TINY, "landmarks": True}, progress=False)
 

@@ -58,13 +58,14 @@ def landmark_genes() -> list[str]:
     return _table()["symbol"].tolist()
 
 
-def match_landmarks(genes: Sequence[str]) -> tuple[list[str], list[str]]:
+def match_landmarks(genes: Sequence[str], need_others: bool = True) -> tuple[list[str], list[str]]:
     """``(landmarks among genes, the other genes)``, both as named in ``genes`` and in their order.
 
     A gene is a landmark when its name is a landmark symbol, else when it is one ignoring case,
     else when it is a number equal to a landmark's Entrez id. Each landmark is matched at most once
     (the first such gene in data order); a second gene that maps to it stays among the others.
-    Raises :class:`OmigenInputError` when fewer than 2 landmarks are found or no other gene remains.
+    Raises :class:`OmigenInputError` when fewer than 2 landmarks are found, or no other gene remains
+    and ``need_others`` is on.
     """
     names = [str(g) for g in genes]
     table = _table()
@@ -87,7 +88,7 @@ def match_landmarks(genes: Sequence[str]) -> tuple[list[str], list[str]]:
         raise OmigenInputError(f"only {len(found)} of the {len(symbols)} L1000 landmark genes are among the data's "
                                f"{len(names)} genes (matched by symbol, ignoring case, or by Entrez id); "
                                "need at least 2")
-    if len(taken) == len(names):
+    if need_others and len(taken) == len(names):
         raise OmigenInputError(f"all {len(names)} genes of the data are L1000 landmarks: no other gene to reconstruct")
     return [names[i] for i in sorted(taken)], [n for i, n in enumerate(names) if i not in taken]
 

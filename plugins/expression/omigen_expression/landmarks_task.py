@@ -62,7 +62,11 @@ def reconstruct_transcriptome(ctx: "RunContext", train: ExpressionData, test: Ex
     XL_train, XR_train = _columns(train, landmarks, log), _columns(train, others, log)
     XL_test, XR_test = _columns(test, landmarks, log), _columns(test, others, log)
     fitted, tables = {}, []
-    with ctx.timer("reconstruct"), torch_threads(cfg.cpu_threads, "cpu"):
+    from threadpoolctl import threadpool_limits
+
+    # BLAS threads follow cpu_threads as torch's do: oversubscribed cores slowed ridge fits tenfold
+    with ctx.timer("reconstruct"), torch_threads(cfg.cpu_threads, "cpu"), \
+            threadpool_limits(limits=cfg.cpu_threads or None, user_api="blas"):
         for kind in KINDS:
             rec = Reconstructor(kind=kind).fit(XL_train, XR_train, seed=ctx.seed)
             scores = reconstruction_scores(XR_test, rec.predict(XL_test), others)

@@ -156,8 +156,8 @@ def choose_genes(cfg: ExpressionConfig, genes: np.ndarray, seed: int) -> tuple[l
     if cfg.landmarks:
         from omigen_expression.l1000 import match_landmarks
 
-        landmarks, others = match_landmarks(genes.tolist())
-        return landmarks, others
+        # data of landmarks only (e.g. an L1000 matrix) are modelled as they are, with nothing to reconstruct
+        return match_landmarks(genes.tolist(), need_others=False)
     return select_genes(genes, cfg.genes, cfg.random_genes, seed), []
 
 
