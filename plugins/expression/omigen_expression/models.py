@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from omigen.errors import OmigenInputError
@@ -66,11 +67,32 @@ def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torc
     return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
 
 
+class _Attention(nn.Module):
+    """Multi-head self-attention across genes through ``scaled_dot_product_attention``.
+
+    With 16 gene tokens per sample the work is many tiny matrix products; the fused kernel runs
+    them about twice as fast on a CPU as ``nn.MultiheadAttention`` (which also re-packs q, k, v).
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        n, g, d = h.shape
+        q, k, v = self.qkv(h).view(n, g, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(out.transpose(1, 2).reshape(n, g, d))
+
+
 class _AdaLNBlock(nn.Module):
     def __init__(self, dim: int, heads: int, mlp_ratio: float, dropout: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.attn = _Attention(dim, heads, dropout)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
@@ -81,7 +103,7 @@ class _AdaLNBlock(nn.Module):
     def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         s1, sc1, g1, s2, sc2, g2 = self.ada(c).chunk(6, dim=-1)
         a = _modulate(self.norm1(h), s1, sc1)
-        h = h + g1.unsqueeze(1) * self.attn(a, a, a, need_weights=False)[0]
+        h = h + g1.unsqueeze(1) * self.attn(a)
         return h + g2.unsqueeze(1) * self.mlp(_modulate(self.norm2(h), s2, sc2))
 
 
