@@ -30,7 +30,7 @@ CHECKPOINT = "model.ckpt"
 
 #: ``--quick``: a smoke run of about 20 s on a 2-core CPU.
 QUICK: dict[str, Any] = {"steps": 200, "train": {"lr": 3e-3, "warmup_steps": 30, "log_every": 50},
-                         "sample_steps": 50, "umap": False}
+                         "sampler": "ddim", "sample_steps": 50, "umap": False}
 #: The contract kit's run: seconds on a CPU, a small subset of the bundled data and a tiny model.
 TINY: dict[str, Any] = {"steps": 30, "max_samples": 60, "umap": False, "sample_steps": 10,
                         "denoiser": {"dim": 16, "layers": 1, "heads": 2, "hidden": 32, "blocks": 1},
