@@ -37,8 +37,6 @@ def _check(cfg: ExpressionConfig) -> None:
 
 def run_screen(ctx: "RunContext") -> "RunResult":
     """Do ``task=screen`` into the run folder (see the module notes)."""
-    import pandas as pd
-
     from omigen.evaluate import Evaluation
     from omigen.io import write_json
     from omigen.report import Section, write_report
