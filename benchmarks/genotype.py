@@ -23,7 +23,6 @@ import json
 import platform
 import resource
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
