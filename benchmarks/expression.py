@@ -84,16 +84,23 @@ def perturbation(work: Path, device: str) -> dict:
 
 
 def sampling(work: Path, device: str) -> dict:
-    """10,000 samples of 16 genes with 50 DDIM steps from the default run (best of 2)."""
+    """10,000 samples of 16 genes with 50 DDIM steps from the default run (best of 2), with the
+    run's one torch thread and with all cores."""
     from omigen_expression.pipeline import sample
 
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        data = sample(work / "diffusion", 10_000, seed=1, steps=50, device=device)
-        times.append(time.perf_counter() - start)
-    return {"n": len(data), "genes": data.X.shape[1], "ddim_steps": 50, "seconds": min(times),
-            "all_seconds": times, "target_le_10_s": min(times) <= 10.0}
+    out: dict = {"n": 10_000, "ddim_steps": 50}
+    for name, threads in (("one_thread", 1), ("all_cores", 0)):
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            data = sample(work / "diffusion", 10_000, seed=1, sampler="ddim", steps=50, device=device,
+                          cpu_threads=threads)
+            times.append(time.perf_counter() - start)
+        out[name] = {"seconds": min(times), "all_seconds": times}
+    out["genes"] = int(data.X.shape[1])
+    out["seconds"] = min(out["one_thread"]["seconds"], out["all_cores"]["seconds"])
+    out["target_le_10_s"] = out["seconds"] <= 10.0
+    return out
 
 
 def _sync(device: str) -> None:
