@@ -161,7 +161,7 @@ def _print(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=160)
     if "quality" in results:
         t = Table(title="expression: bundled breast data, test split")
         t.add_column("row")
