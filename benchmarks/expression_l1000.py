@@ -75,7 +75,7 @@ def pbmc(path: Path, seed: int) -> dict:
     for name, options in MODELS.items():
         rows[name], per_gene[name] = fit_and_score(name, options, Xtr, Ytr, Xte, Yte, rest, seed)
     best = per_gene["ridge"].sort_values("r2", ascending=False).head(10)
-    return {"data": str(path), "n_cells": len(data), "n_train": len(train), "n_test": len(test),
+    return {"data": path.name, "n_cells": len(data), "n_train": len(train), "n_test": len(test),
             "n_landmarks": len(landmarks), "n_reconstructed": len(rest), "landmarks": landmarks,
             "split": "70/30 stratified by obs['bulk_labels']", "units": data.units, "rows": rows,
             "ridge_best_genes": [{"gene": r.gene, "r2": float(r.r2), "pearson": float(r.pearson)}
