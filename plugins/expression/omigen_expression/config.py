@@ -38,7 +38,7 @@ class DenoiserConfig:
 def _train_defaults() -> TrainConfig:
     # Tuned on the bundled data (train split; scored against the test split) to train in about a
     # minute on one CPU core: 2000 steps of 128 at a cosine-decayed 2e-3. A width-64 transformer
-    # scored no better and samples four times slower.
+    # scored no better and samples more slowly.
     return TrainConfig(steps=DEFAULT_STEPS, batch_size=128, lr=2e-3, ema_decay=0.999, lr_schedule="cosine",
                        warmup_steps=100, log_every=100)
 

@@ -353,3 +353,10 @@ def write_h5ad(data: ExpressionData, path: str | Path) -> None:
     adata = anndata.AnnData(X=np.asarray(data.X, dtype=np.float32), obs=obs, var=var, uns={"units": data.units})
     with atomic_path(path) as tmp:
         adata.write_h5ad(tmp)
+
+
+def write_results_tsv(table: Any, path: str | Path) -> Path:
+    """Write a result table (a pandas DataFrame: screening, perturbation, reconstruction) as TSV, atomically."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    return Path(path)

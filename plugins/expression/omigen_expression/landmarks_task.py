@@ -84,10 +84,7 @@ def reconstruct_transcriptome(ctx: "RunContext", train: ExpressionData, test: Ex
     out.files = {"reconstruction": str(ctx.path("reconstruction.tsv")),
                  "synthetic_full": str(ctx.path("synthetic_full.tsv")),
                  "synthetic_full_h5ad": str(ctx.path("synthetic_full.h5ad"))}
-    from omigen.io import atomic_path
-
-    with atomic_path(out.files["reconstruction"]) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    io.write_results_tsv(table, out.files["reconstruction"])
     write_json(ctx.path("reconstruction.json"), {"landmarks": len(landmarks), "reconstructed": len(others),
                                                  "space": "log2(x+1)" if log else synthetic.units,
                                                  "held_out": len(test), "best": out.best, "scores": out.scores})

@@ -106,6 +106,7 @@ def _score_rows(rows: dict[str, ExpressionData], reference: ExpressionData, clf,
 
 def run_perturb(ctx: "RunContext") -> "RunResult":
     """Do ``task=perturb`` into the run folder (see the module notes)."""
+    from omigen.config import to_dict
     from omigen.evaluate import MODEL, REFERENCE, Evaluation
     from omigen.io import write_json
     from omigen.report import Section, embedding_figure, print_table, write_report
@@ -176,7 +177,7 @@ def run_perturb(ctx: "RunContext") -> "RunResult":
              "report": str(ctx.path("report.html"))}
     io.write_table(perturbed, files["perturbed"])
     io.write_h5ad(perturbed, files["perturbed_h5ad"])
-    _write_tsv(table, files["genes"])
+    io.write_results_tsv(table, files["genes"])
     write_json(ctx.path("perturbation.json"), summary_json)
     write_json(ctx.path("metrics.json"), ev.as_dict())
 
@@ -195,7 +196,7 @@ def run_perturb(ctx: "RunContext") -> "RunResult":
                             figure=embedding_figure(real, replace(perturbed, labels=np.full(
                                 len(perturbed), f"{cfg.source}→{cfg.target}", object)), seed=ctx.seed))]
         write_report(files["report"], title="Expression perturbation (omigen-expression)", evaluation=ev,
-                     manifest=ctx.manifest(), config=_config_dict(cfg), sections=sections)
+                     manifest=ctx.manifest(), config=to_dict(cfg), sections=sections)
     print_table(ev)
     share = rows[MODEL]["classified_target"]
     summary = [("perturbed", f"{len(source)} {cfg.source} → {cfg.target} ({pc.split} split)"),
@@ -206,16 +207,3 @@ def run_perturb(ctx: "RunContext") -> "RunResult":
                                            f"{rows[REFERENCE]['c2st_auc']:.3f})"),
                ("core genes", f"up {len(core_up)}, down {len(core_down)}")]
     return RunResult(synthetic=perturbed, metrics=rows, files=files, summary=summary)
-
-
-def _config_dict(cfg: ExpressionConfig) -> dict:
-    from omigen.config import to_dict
-
-    return to_dict(cfg)
-
-
-def _write_tsv(table, path: str) -> None:
-    from omigen.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")

@@ -129,13 +129,18 @@ def concat(*parts: ExpressionData) -> ExpressionData:
 
 
 # -- genes and training ----------------------------------------------------------------------------
+def gene_choices(cfg: ExpressionConfig) -> list[str]:
+    """The gene-selection options ``cfg`` sets (at most one may be)."""
+    return [name for name, on in (("genes", bool(cfg.genes)), ("random_genes", cfg.random_genes > 0),
+                                  ("gene_set", cfg.gene_set is not None), ("landmarks", cfg.landmarks)) if on]
+
+
 def choose_genes(cfg: ExpressionConfig, genes: np.ndarray, seed: int) -> tuple[list[str], list[str]]:
     """``(genes to model, genes to reconstruct from them)``; the second list is empty unless
     ``landmarks`` is on and the data hold genes besides the L1000 landmarks."""
     from omigen_expression.preprocess import select_genes
 
-    chosen = [name for name, on in (("genes", bool(cfg.genes)), ("random_genes", cfg.random_genes > 0),
-                                    ("gene_set", cfg.gene_set is not None), ("landmarks", cfg.landmarks)) if on]
+    chosen = gene_choices(cfg)
     if len(chosen) > 1:
         raise OmigenInputError(f"choose genes one way, not by {' and '.join(chosen)}")
     if cfg.gene_set is not None:

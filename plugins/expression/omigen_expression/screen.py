@@ -36,7 +36,7 @@ import numpy as np
 
 from omigen.data import ExpressionData
 from omigen.errors import OmigenInputError
-from omigen.io import atomic_path, require_file
+from omigen.io import require_file
 
 if TYPE_CHECKING:
     import pandas
@@ -358,8 +358,8 @@ def _advancing(items: Iterable[np.ndarray], advance: Callable[[], None]) -> Iter
         yield item
 
 
-def write_screen(df: pandas.DataFrame, path: str | Path) -> Path:
+def write_screen(df: "pandas.DataFrame", path: str | Path) -> Path:  # noqa: F821 - pandas imported lazily
     """Write a :func:`screen` table as TSV, atomically; returns the path."""
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    return Path(path)
+    from omigen_expression.io import write_results_tsv
+
+    return write_results_tsv(df, path)

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 def _check(cfg: ExpressionConfig) -> None:
     if cfg.gmt is None:
         raise OmigenInputError("task=screen needs gmt, a GMT file of gene sets (--set gmt=sets.gmt)")
-    chosen = [name for name, on in (("genes", bool(cfg.genes)), ("random_genes", cfg.random_genes > 0),
-                                    ("gene_set", cfg.gene_set is not None), ("landmarks", cfg.landmarks)) if on]
+    from omigen_expression.pipeline import gene_choices
+
+    chosen = gene_choices(cfg)
     if chosen:
         raise OmigenInputError(f"task=screen screens every gene set of the GMT file; {chosen[0]} does not apply")
     if cfg.screen.n_jobs == 0:
@@ -37,6 +38,7 @@ def _check(cfg: ExpressionConfig) -> None:
 
 def run_screen(ctx: "RunContext") -> "RunResult":
     """Do ``task=screen`` into the run folder (see the module notes)."""
+    from omigen.config import to_dict
     from omigen.evaluate import Evaluation
     from omigen.io import write_json
     from omigen.report import Section, write_report
@@ -95,15 +97,9 @@ def run_screen(ctx: "RunContext") -> "RunResult":
         ev = Evaluation(rows={}, directions={}, modality="expression",
                         notes=["task=screen trains no generator; the subset scores are below."])
         write_report(files["report"], title="Expression gene-set screening (omigen-expression)", evaluation=ev,
-                     manifest=ctx.manifest(), config=_to_dict(cfg), sections=sections)
+                     manifest=ctx.manifest(), config=to_dict(cfg), sections=sections)
     best = table.iloc[0]
     summary = [("screened", f"{len(table)} subsets of {len(gene_sets)} gene sets, {len(data)} samples"),
                ("best subset", f"{best['set']}:{best['subset']} ({score} {best[score]:.3f})"),
                ("flagged", f"{len(summary_json['high'])} high, {len(summary_json['low'])} low")]
     return RunResult(metrics={}, files=files, summary=summary)
-
-
-def _to_dict(cfg: ExpressionConfig) -> dict:
-    from omigen.config import to_dict
-
-    return to_dict(cfg)
