@@ -28,6 +28,11 @@ from omigen.errors import OmigenInputError
 
 #: Samplers :meth:`DiffusionModel.sample` accepts.
 SAMPLER_NAMES = ("ddpm", "ddim")
+#: Default sampling batch on a CPU: small enough that one batch's activations stay in cache
+#: (10,000 samples of a 16-gene transformer: 1,024 per batch sampled about 20% faster than 4,096).
+CPU_SAMPLE_BATCH = 1024
+#: Default sampling batch on a GPU, where larger batches keep the device busy.
+ACCELERATOR_SAMPLE_BATCH = 16384
 
 # Nichol & Dhariwal's offset that keeps the cosine schedule's first betas from vanishing.
 _COSINE_OFFSET = 0.008
@@ -268,9 +273,12 @@ class DiffusionModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, y: Any = None, sampler: str = "ddim", steps: int = 50, eta: float = 0.0,
-               guidance: float = 1.0, generator: torch.Generator | None = None, batch_size: int = 4096,
+               guidance: float = 1.0, generator: torch.Generator | None = None, batch_size: int | None = None,
                progress: bool = False, clip_x0: float | None = None) -> Tensor:
         """Draw ``n`` samples, ``batch_size`` at a time, as a float32 CPU tensor ``(n, *sample_shape)``.
+
+        ``batch_size`` defaults to :data:`CPU_SAMPLE_BATCH` on a CPU and :data:`ACCELERATOR_SAMPLE_BATCH`
+        elsewhere.
 
         ``sampler`` is ``"ddim"`` (``steps``, of which at most ``diffusion.ddim_horizon`` are
         used, and ``eta``) or ``"ddpm"`` (all timesteps; ``steps`` and ``eta`` unused). ``guidance``
@@ -281,12 +289,14 @@ class DiffusionModel(nn.Module):
             raise OmigenInputError(f"unknown diffusion sampler {sampler!r} (known: {', '.join(SAMPLER_NAMES)})")
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise OmigenInputError(f"number of samples must be a non-negative integer, got {n!r}")
+        device = self.diffusion.device
+        if batch_size is None:
+            batch_size = CPU_SAMPLE_BATCH if device.type == "cpu" else ACCELERATOR_SAMPLE_BATCH
         if batch_size < 1:
             raise OmigenInputError(f"batch_size must be at least 1, got {batch_size!r}")
         if sampler == "ddim":
             self.diffusion.ddim_timesteps(steps)  # reject a bad step count before any work
         labels = self.labels(y, int(n))
-        device = self.diffusion.device
         was_training = self.training
         self.eval()
         chunks = []
