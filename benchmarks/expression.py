@@ -84,14 +84,14 @@ def perturbation(work: Path, device: str) -> dict:
 
 
 def sampling(work: Path, device: str) -> dict:
-    """10,000 samples of 16 genes with 50 DDIM steps from the default run (best of 2), with the
-    run's one torch thread and with all cores."""
+    """10,000 samples of 16 genes with 50 DDIM steps from the default run (best of 3: the least
+    disturbed by other work on the machine), with one torch thread and with all cores."""
     from omigen_expression.pipeline import sample
 
     out: dict = {"n": 10_000, "ddim_steps": 50}
     for name, threads in (("one_thread", 1), ("all_cores", 0)):
         times = []
-        for _ in range(2):
+        for _ in range(3):
             start = time.perf_counter()
             data = sample(work / "diffusion", 10_000, seed=1, sampler="ddim", steps=50, device=device,
                           cpu_threads=threads)

@@ -16,6 +16,7 @@ float32 buffers that move with ``.to(device)``, and the per-step coefficients of
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -60,13 +61,14 @@ def _rand(shape: Sequence[int], generator: torch.Generator | None, device: torch
     return torch.rand(tuple(shape), generator=generator, device=where).to(device)
 
 
-def _progress(steps: Sequence[int], enabled: bool, what: str) -> Iterable[int]:
+def _progress(steps: Iterable[Any], enabled: bool, what: str, total: int | None = None) -> Iterable[Any]:
     if not enabled:
         return steps
     from rich.console import Console
     from rich.progress import track
 
-    return track(steps, description=what, total=len(steps), console=Console(stderr=True), transient=True)
+    return track(steps, description=what, total=len(steps) if total is None else total,
+                 console=Console(stderr=True), transient=True)
 
 
 class GaussianDiffusion(nn.Module):
@@ -297,22 +299,45 @@ class DiffusionModel(nn.Module):
         if sampler == "ddim":
             self.diffusion.ddim_timesteps(steps)  # reject a bad step count before any work
         labels = self.labels(y, int(n))
-        was_training = self.training
-        self.eval()
-        chunks = []
-        try:
-            for start in range(0, int(n), batch_size):
-                m = min(batch_size, int(n) - start)
-                yb = None if labels is None else labels[start:start + m].to(device)
-                shape = (m, *self.sample_shape)
+        starts = list(range(0, int(n), batch_size))
+        # one generator per batch, seeded from ``generator``: the draws do not depend on which thread
+        # runs a batch or in which order the batches finish
+        seeds = torch.randint(0, 2**62, (len(starts),), generator=generator,
+                              device=generator.device if generator is not None else "cpu").tolist()
+        gen_device = generator.device if generator is not None else device
+        workers = min(len(starts), torch.get_num_threads()) if device.type == "cpu" else 1
+
+        def draw(start: int, seed: int, show: bool) -> Tensor:
+            m = min(batch_size, int(n) - start)
+            yb = None if labels is None else labels[start:start + m].to(device)
+            gen = torch.Generator(device=gen_device).manual_seed(int(seed))
+            shape = (m, *self.sample_shape)
+            with torch.no_grad():  # grad mode is per thread
                 if sampler == "ddpm":
-                    x = self.diffusion.ddpm_sample(self.denoiser, shape, yb, guidance=guidance,
-                                                   generator=generator, progress=progress, clip_x0=clip_x0)
+                    x = self.diffusion.ddpm_sample(self.denoiser, shape, yb, guidance=guidance, generator=gen,
+                                                   progress=show, clip_x0=clip_x0)
                 else:
                     x = self.diffusion.ddim_sample(self.denoiser, shape, yb, steps=steps, eta=eta,
-                                                   guidance=guidance, generator=generator, progress=progress,
+                                                   guidance=guidance, generator=gen, progress=show,
                                                    clip_x0=clip_x0)
-                chunks.append(x.float().cpu())
+            return x.float().cpu()
+
+        was_training = self.training
+        self.eval()
+        try:
+            if workers > 1:
+                # Batches of a small denoiser use two CPU threads poorly inside each operation; one
+                # batch per thread, each single-threaded, keeps every core busy.
+                threads = torch.get_num_threads()
+                torch.set_num_threads(1)
+                try:
+                    with ThreadPoolExecutor(workers) as pool:
+                        chunks = list(_progress(pool.map(draw, starts, seeds, [False] * len(starts)),
+                                                progress, "sampling batches", total=len(starts)))
+                finally:
+                    torch.set_num_threads(threads)
+            else:
+                chunks = [draw(start, seed, progress) for start, seed in zip(starts, seeds)]
         finally:
             self.train(was_training)
         return torch.cat(chunks) if chunks else torch.empty((0, *self.sample_shape))
