@@ -13,7 +13,8 @@ Training happens once per training set: the classifier is keyed by a SHA-256 of 
 sequences, labels and settings, kept in memory for the process and, when a cache folder is set
 (:func:`cache_in`, e.g. the run folder), saved there as ``celltype_classifier-<key>.pt`` and
 reloaded with ``weights_only=True``. Training subsamples at most :data:`MAX_TRAIN` sequences
-(seeded) so it stays in CPU seconds.
+(seeded) and runs on one CPU thread (:func:`omigen_dna_latent.fred.single_thread`), so it stays
+in CPU seconds and its weights do not depend on the number of cores.
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ class TrainedClassifier:
         """Predicted class names for an n x L code matrix."""
         import torch
 
+        from omigen_dna_latent.fred import single_thread
+
         eye = torch.eye(4)
         out = []
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), single_thread():
             for i in range(0, codes.shape[0], batch):
                 x = eye[torch.from_numpy(codes[i:i + batch].astype(np.int64))].transpose(1, 2)
                 out.append(self.model(x).argmax(1).numpy())
@@ -99,6 +102,13 @@ def training_key(codes: np.ndarray, labels: np.ndarray, seed: int) -> str:
 
 
 def _fit(codes: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> "nn.Module":
+    from omigen_dna_latent.fred import single_thread
+
+    with single_thread():
+        return _fit_steps(codes, y, n_classes, seed)
+
+
+def _fit_steps(codes: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> "nn.Module":
     import torch
 
     torch.manual_seed(seed)
@@ -173,6 +183,11 @@ def conditional_fidelity(real: "SequenceData", synthetic: "SequenceData", train:
     unknown = sorted(set(synthetic.labels.astype(str)) - set(clf.classes))
     if unknown:
         raise OmigenInputError(f"synthetic labels not in the training data: {', '.join(unknown[:5])}")
-    test_acc = float((clf.predict(codes_of(real)) == real.labels.astype(str)).mean())
+    from omigen_dna_latent.metrics import digest, memoised
+
+    real_codes, real_labels = codes_of(real), real.labels.astype(str)
+    # the real test accuracy is the same for every row of an evaluation: predict the test set once
+    test_acc = memoised("celltype-test-accuracy", digest(clf.key, real_codes, real_labels),
+                        lambda: float((clf.predict(real_codes) == real_labels).mean()))
     syn_acc = float((clf.predict(codes_of(synthetic)) == synthetic.labels.astype(str)).mean())
     return {"test_accuracy": test_acc, "synthetic_accuracy": syn_acc, "accuracy_gap": syn_acc - test_acc}

@@ -20,6 +20,7 @@ Loading checks the file's SHA-256 against the card and reads it with ``weights_o
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,24 @@ KERNEL = 9
 DILATIONS = (1, 2, 4)
 #: Sequences per forward pass when embedding.
 BATCH = 512
+
+
+@contextmanager
+def single_thread():
+    """Run torch on one CPU thread inside the block (the previous count is restored after).
+
+    The evaluation's networks are small: per operation there is too little work to share, and
+    two threads were measured 1.5-8x slower than one on a 2-core CPU (worse when the machine is
+    busy). One thread also makes their results the same whatever the machine's core count.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def build_embedder(channels: int = CHANNELS, n_outputs: int = 5, kernel: int = KERNEL,
@@ -130,7 +149,7 @@ def embed(data: "SequenceData | np.ndarray | list[str]", model: "nn.Module | Non
     model = model if model is not None else load_embedder()
     eye = torch.eye(4)
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), single_thread():
         for i in range(0, codes.shape[0], batch):
             x = eye[torch.from_numpy(codes[i:i + batch].astype(np.int64))].transpose(1, 2)
             out.append(model.embed(x).double().numpy())

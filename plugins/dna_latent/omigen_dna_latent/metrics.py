@@ -16,12 +16,21 @@ metric                    outputs
 ``cell-type-fidelity``    accuracy of a CNN trained on real training sequences: on synthetic (by
                           intended label) and on real test; ``accuracy_gap`` (0 ideal)
 ========================  ========================================================================
+
+An evaluation scores the same real (test) and training sets against every row (model, each
+baseline, the real reference), so what depends on them alone is computed once and memoised in
+this process: the real set's FReD embeddings, motif hits, k-mer spectra and uniqueness, the test
+set's nearest-training identities and the cell-type classifier's test accuracy. Entries are keyed
+by a SHA-1 of the sequences (and labels, seed and settings), so a changed set is never served a
+stale value; at most :data:`MEMO_ENTRIES` are kept (oldest dropped first).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Callable
 
 from omigen.errors import OmigenInputError
 from omigen.registry import MetricSpec
@@ -36,6 +45,53 @@ MOTIF_NAMES = ("TBP", "NFYA", "SP1", "GATA1", "HNF4A", "CTCF")
 KS = (1, 2, 3, 4, 5, 6)
 #: At most this many sequences per set enter the motif scan (seeded subsample).
 MAX_MOTIF_SEQS = 20000
+#: Real-data statistics kept in memory between the rows of an evaluation (and across evaluations).
+MEMO_ENTRIES = 32
+
+_MEMO: "OrderedDict[tuple, Any]" = OrderedDict()
+
+
+def digest(*parts: Any) -> str:
+    """SHA-1 of code matrices (their shape and bytes), label arrays and plain values, in order."""
+    import numpy as np
+
+    h = hashlib.sha1()
+    for part in parts:
+        if isinstance(part, np.ndarray) and part.dtype.kind in "iub":
+            h.update(repr(part.shape).encode("ascii"))
+            h.update(np.ascontiguousarray(part.astype(np.int8)).tobytes())
+        elif isinstance(part, np.ndarray):
+            h.update("\x00".join(map(str, part.tolist())).encode("utf-8"))
+        else:
+            h.update(repr(part).encode("utf-8"))
+        h.update(b"\x01")
+    return h.hexdigest()
+
+
+def memoised(kind: str, key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per ``(kind, key)``; later calls return the stored value (LRU, :data:`MEMO_ENTRIES`).
+
+    Callers share the stored value, so they must not change it; an array value is made read-only
+    to enforce that.
+    """
+    import numpy as np
+
+    entry = (kind, key)
+    if entry in _MEMO:
+        _MEMO.move_to_end(entry)
+        return _MEMO[entry]
+    value = compute()
+    if isinstance(value, np.ndarray):
+        value.setflags(write=False)
+    _MEMO[entry] = value
+    while len(_MEMO) > MEMO_ENTRIES:
+        _MEMO.popitem(last=False)
+    return value
+
+
+def clear_memo() -> None:
+    """Forget every memoised real-data statistic (the next evaluation recomputes them)."""
+    _MEMO.clear()
 
 
 def _codes(data: "SequenceData", what: str) -> "np.ndarray":
@@ -66,10 +122,13 @@ def _need_train(name: str, train: "SequenceData | None") -> "SequenceData":
 
 def compute_fred(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
     """FReD between real and synthetic sequences (shipped reference embedder)."""
-    from omigen_dna_latent.fred import fred
+    from omigen.metrics.frechet import frechet_distance
+    from omigen_dna_latent.fred import embed, load_embedder, read_card
 
     X, Y = _pair(real, synthetic)
-    return {"fred": fred(X, Y, seed=seed)}
+    model = load_embedder()
+    real_emb = memoised("fred-embedding", digest(X, read_card().get("sha256")), lambda: embed(X, model))
+    return {"fred": frechet_distance(real_emb, embed(Y, model), seed=seed)}
 
 
 def _subsample(codes, limit: int, seed: int):
@@ -85,11 +144,15 @@ def compute_motifs(real, synthetic, train=None, seed: int = 0) -> dict[str, floa
     """Per-motif count divergence and positional correlation, and their summaries."""
     import numpy as np
 
-    from omigen_dna_latent.motifs import DEFAULT_MOTIFS, load_motifs, motif_statistics
+    from omigen_dna_latent.motifs import (DEFAULT_MOTIFS, POSITION_BIN, THRESHOLD, compare_motif_hits,
+                                          load_motifs, motif_hits)
 
     X, Y = _pair(real, synthetic)
     motifs = load_motifs({name: DEFAULT_MOTIFS[name] for name in MOTIF_NAMES})
-    stats = motif_statistics(_subsample(X, MAX_MOTIF_SEQS, seed), _subsample(Y, MAX_MOTIF_SEQS, seed), motifs)
+    Xs = _subsample(X, MAX_MOTIF_SEQS, seed)
+    key = digest(Xs, [(m.name, m.matrix_id) for m in motifs], THRESHOLD, POSITION_BIN)
+    real_hits = memoised("motif-hits", key, lambda: motif_hits(Xs, motifs))
+    stats = compare_motif_hits(real_hits, motif_hits(_subsample(Y, MAX_MOTIF_SEQS, seed), motifs))
     out: dict[str, float] = {}
     for name in MOTIF_NAMES:
         out[f"{name.lower()}_count_js"] = stats[name]["count_js"]
@@ -108,11 +171,12 @@ def compute_kmer(real, synthetic, train=None, seed: int = 0) -> dict[str, float]
     """JS divergence of k-mer spectra for k = 1..6 (k longer than the sequences: NaN) and their mean."""
     import numpy as np
 
-    from omigen_dna_latent.seqmetrics import kmer_divergence
+    from omigen_dna_latent.seqmetrics import js_divergence, kmer_spectrum
 
     X, Y = _pair(real, synthetic)
     ks = [k for k in KS if k <= X.shape[1]]
-    div = kmer_divergence(X, Y, ks)
+    spectra = memoised("kmer-spectra", digest(X, ks), lambda: {k: kmer_spectrum(X, k) for k in ks})
+    div = {k: js_divergence(spectra[k], kmer_spectrum(Y, k)) for k in ks}
     out = {f"js_k{k}": div.get(k, math.nan) for k in KS}
     out["js_mean"] = float(np.mean(list(div.values())))
     return out
@@ -132,18 +196,21 @@ def compute_diversity(real, synthetic, train=None, seed: int = 0) -> dict[str, f
     from omigen_dna_latent.seqmetrics import fraction_unique
 
     X, Y = _pair(real, synthetic)
-    return {"fraction_unique": fraction_unique(Y), "real_fraction_unique": fraction_unique(X)}
+    real_unique = memoised("fraction-unique", digest(X), lambda: fraction_unique(X))
+    return {"fraction_unique": fraction_unique(Y), "real_fraction_unique": real_unique}
 
 
 def compute_memorisation(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
     """Nearest-training-sequence identity of synthetic vs real test sequences; exact training copies."""
-    from omigen_dna_latent.seqmetrics import memorisation
+    from omigen_dna_latent.seqmetrics import MAX_QUERY, memorisation, test_memorisation
 
     X, Y = _pair(real, synthetic)
     T = _codes(_need_train("memorisation", train), "training")
     if T.shape[1] != X.shape[1]:
         raise OmigenInputError(f"training sequences have length {T.shape[1]} but test ones {X.shape[1]}")
-    out = memorisation(Y, T, X, seed=seed)
+    reference = memoised("test-memorisation", digest(X, T, seed, MAX_QUERY),
+                         lambda: test_memorisation(T, X, seed=seed))
+    out = memorisation(Y, T, X, seed=seed, test_part=reference)
     out["identity_gap"] = out["identity_median"] - out["test_identity_median"]
     return out
 

@@ -161,6 +161,43 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
+@dataclass(frozen=True)
+class MotifHits:
+    """What the comparisons need of one set's scan for one motif: hits per sequence and the binned profile."""
+
+    counts: np.ndarray
+    profile: np.ndarray
+
+
+def motif_hits(codes: np.ndarray, motifs: list[Motif] | None = None, threshold: float = THRESHOLD,
+               bin_width: int = POSITION_BIN) -> dict[str, MotifHits]:
+    """Per motif name, the :class:`MotifHits` of one set of code sequences (``motifs``: the defaults)."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[0] == 0:
+        raise OmigenInputError("motif statistics need real and synthetic sequences")
+    out = {}
+    for motif in motifs if motifs is not None else load_motifs():
+        hits = scan(codes, motif, threshold)
+        out[motif.name] = MotifHits(hits.sum(axis=1), positional_profile(hits, bin_width))
+    return out
+
+
+def compare_motif_hits(real: dict[str, MotifHits], synthetic: dict[str, MotifHits]) -> dict[str, dict[str, float]]:
+    """Per motif name: ``count_js``, ``position_r``, ``real_rate``, ``synthetic_rate`` of two :func:`motif_hits`."""
+    if set(real) != set(synthetic):
+        raise OmigenInputError("real and synthetic motif hits cover different motifs")
+    out = {}
+    for name, r in real.items():
+        s = synthetic[name]
+        out[name] = {
+            "count_js": _count_js(r.counts, s.counts),
+            "position_r": _pearson(r.profile, s.profile),
+            "real_rate": float(r.counts.mean()),
+            "synthetic_rate": float(s.counts.mean()),
+        }
+    return out
+
+
 def motif_statistics(real: np.ndarray, synthetic: np.ndarray, motifs: list[Motif] | None = None,
                      threshold: float = THRESHOLD, bin_width: int = POSITION_BIN) -> dict[str, dict[str, float]]:
     """Per motif name: ``count_js``, ``position_r``, ``real_rate``, ``synthetic_rate`` (module docstring).
@@ -173,14 +210,6 @@ def motif_statistics(real: np.ndarray, synthetic: np.ndarray, motifs: list[Motif
         raise OmigenInputError(f"real sequences have length {real.shape[1]} but synthetic ones {synthetic.shape[1]}")
     if real.shape[0] == 0 or synthetic.shape[0] == 0:
         raise OmigenInputError("motif statistics need real and synthetic sequences")
-    out = {}
-    for motif in motifs if motifs is not None else load_motifs():
-        hr, hs = scan(real, motif, threshold), scan(synthetic, motif, threshold)
-        cr, cs = hr.sum(axis=1), hs.sum(axis=1)
-        out[motif.name] = {
-            "count_js": _count_js(cr, cs),
-            "position_r": _pearson(positional_profile(hr, bin_width), positional_profile(hs, bin_width)),
-            "real_rate": float(cr.mean()),
-            "synthetic_rate": float(cs.mean()),
-        }
-    return out
+    motifs = motifs if motifs is not None else load_motifs()
+    return compare_motif_hits(motif_hits(real, motifs, threshold, bin_width),
+                              motif_hits(synthetic, motifs, threshold, bin_width))

@@ -22,6 +22,8 @@ from omigen.errors import OmigenInputError
 BIN = 20
 #: Rows per block of the nearest-identity search (block x n_train scores in memory).
 CHUNK = 1024
+#: At most this many sequences of each set enter the nearest-identity search (seeded subsample).
+MAX_QUERY = 2000
 
 
 def _check_codes(codes: np.ndarray, what: str) -> np.ndarray:
@@ -143,31 +145,51 @@ def exact_copies(query: np.ndarray, reference: np.ndarray) -> int:
     return int(np.isin(as_bytes(query), as_bytes(reference)).sum())
 
 
-def memorisation(synthetic: np.ndarray, train: np.ndarray, test: np.ndarray, max_query: int = 2000,
-                 seed: int = 0) -> dict[str, float]:
+def _pick(codes: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    if codes.shape[0] <= limit:
+        return codes
+    return codes[np.sort(rng.choice(codes.shape[0], limit, replace=False))]
+
+
+def test_memorisation(train: np.ndarray, test: np.ndarray, max_query: int = MAX_QUERY,
+                      seed: int = 0) -> dict[str, float]:
+    """The real test set's side of :func:`memorisation`: its nearest-training identities and exact copies.
+
+    It depends on the test and training sets only, so an evaluation computes it once for all
+    its rows. The ``max_query`` subsample has its own seeded stream (not shared with the
+    synthetic set's), so it is the same whatever the synthetic set's size.
+    """
+    test_id = nearest_identity(_pick(test, max_query, np.random.default_rng([seed, 1])), train)
+    return {
+        "test_identity_median": float(np.median(test_id)),
+        "test_identity_p95": float(np.quantile(test_id, 0.95)),
+        "test_exact_copies": float(exact_copies(test, train)),
+    }
+
+
+def memorisation(synthetic: np.ndarray, train: np.ndarray, test: np.ndarray, max_query: int = MAX_QUERY,
+                 seed: int = 0, test_part: "dict[str, float] | None" = None) -> dict[str, float]:
     """Identity to the nearest training sequence for synthetic and real test sequences, and exact copies.
 
     The identity distributions are summarised by their medians and 95th percentiles (on at most
     ``max_query`` sequences of each set, seeded); ``exact_copies`` counts every synthetic sequence
     found verbatim in the training set (all of them, not a subsample), ``test_exact_copies`` the
-    same for real test sequences (duplicates in the real data itself).
+    same for real test sequences (duplicates in the real data itself). ``test_part`` is a
+    previous :func:`test_memorisation` result for the same ``train``, ``test``, ``max_query`` and
+    ``seed`` (computed here when omitted).
     """
-    rng = np.random.default_rng(seed)
-
-    def pick(m):
-        return m if m.shape[0] <= max_query else m[np.sort(rng.choice(m.shape[0], max_query, replace=False))]
-
-    syn_id = nearest_identity(pick(synthetic), train)
-    test_id = nearest_identity(pick(test), train)
+    syn_id = nearest_identity(_pick(synthetic, max_query, np.random.default_rng(seed)), train)
     copies = exact_copies(synthetic, train)
+    if test_part is None:
+        test_part = test_memorisation(train, test, max_query, seed)
     return {
         "identity_median": float(np.median(syn_id)),
         "identity_p95": float(np.quantile(syn_id, 0.95)),
-        "test_identity_median": float(np.median(test_id)),
-        "test_identity_p95": float(np.quantile(test_id, 0.95)),
+        "test_identity_median": test_part["test_identity_median"],
+        "test_identity_p95": test_part["test_identity_p95"],
         "exact_copies": float(copies),
         "exact_copy_fraction": float(copies / max(synthetic.shape[0], 1)),
-        "test_exact_copies": float(exact_copies(test, train)),
+        "test_exact_copies": test_part["test_exact_copies"],
     }
 
 
