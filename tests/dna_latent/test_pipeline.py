@@ -11,7 +11,7 @@ from omigen.train import load_checkpoint
 from omigen_dna_latent import io
 from omigen_dna_latent.pipeline import load_splits, sample
 from omigen_dna_latent.plugin import TINY
-from omigen_dna_latent.config import DnaLatentConfig
+from omigen_dna_latent.config import SEQUENCE_METRICS, DnaLatentConfig
 
 LENGTH = 64
 
@@ -55,6 +55,9 @@ def test_run_writes_checkpoints_fasta_and_report(toy_run):
     assert "Positional base and motif frequencies" in (out / "report.html").read_text()
     metrics = json.loads((out / "metrics.json").read_text())
     assert "model" in json.dumps(metrics)
+    # by default only the plugin's own metrics run, not the host's generic ones on one-hot features
+    computed = {key.split(".", 1)[0] for key in metrics["rows"]["model"]}
+    assert computed == set(SEQUENCE_METRICS)
 
 
 def test_sample_from_the_run_folder(toy_run):
@@ -123,5 +126,8 @@ def test_bad_input_is_rejected_before_the_run_folder_exists(tmp_path):
                      progress=False)
     with pytest.raises(OmigenInputError, match="sampler must be one of"):
         run_pipeline("dna_latent", out_dir=out, overrides={**TINY, "device": "cpu", "sampler": "euler"},
+                     progress=False)
+    with pytest.raises(OmigenInputError, match="no metric 'fid' for sequence data"):
+        run_pipeline("dna_latent", out_dir=out, overrides={**TINY, "device": "cpu", "metrics": ["fred", "fid"]},
                      progress=False)
     assert not out.exists()

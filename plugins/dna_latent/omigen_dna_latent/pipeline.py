@@ -222,6 +222,11 @@ def run(ctx):
 
     cfg: DnaLatentConfig = ctx.config
     cfg.validate()
+    if cfg.evaluate and cfg.metrics:  # an unknown metric name fails now, not after training
+        known = {spec.name for spec in ctx.registry.metrics("sequence")}
+        unknown = [name for name in cfg.metrics if name not in known]
+        if unknown:
+            raise OmigenInputError(f"no metric {unknown[0]!r} for sequence data (known: {', '.join(sorted(known))})")
     with ctx.timer("load"):
         train, test, source = load_splits(cfg, ctx.seed)
         train = _cap(train, cfg.max_train, ctx.seed)
@@ -276,6 +281,7 @@ def run(ctx):
         from omigen.evaluate import evaluate_run
 
         evaluation = evaluate_run(ctx, train=train, test=test, synthetic=synthetic,
+                                  metrics=list(cfg.metrics) or None,
                                   sections=report_sections(train, test, synthetic, accuracy, ae_fit, diff_fit),
                                   title="DNA latent diffusion (omigen-dna-latent)")
         rows = evaluation.rows
