@@ -350,6 +350,28 @@ def test_model_sampling_is_seeded_and_chunked():
     assert torch.allclose(out, torch.tensor(points)[y], atol=1e-3)
 
 
+def test_cpu_sampling_draws_the_same_whatever_the_thread_count():
+    # several batches run one per thread when torch has more than one; each batch has its own
+    # generator, so the draws match the single-threaded ones exactly, for DDPM noise too
+    T = 20
+    torch.manual_seed(3)
+    model = DiffusionModel(TinyDenoiser(dim=3, n_classes=2, timesteps=T), DiffusionConfig(timesteps=T), (3,),
+                           n_classes=2)
+    before = torch.get_num_threads()
+    try:
+        draws = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            draws[threads] = [model.sample(11, y=1, sampler=sampler, steps=5, eta=0.5, generator=gen(4),
+                                           batch_size=3) for sampler in ("ddim", "ddpm")]
+            assert torch.get_num_threads() == threads  # restored after the threaded batches
+    finally:
+        torch.set_num_threads(before)
+    for one, two in zip(draws[1], draws[2]):
+        assert one.shape == (11, 3) and torch.equal(one, two)
+    assert not torch.equal(draws[1][0][:3], draws[1][0][3:6])  # batches do not share one stream
+
+
 def test_model_label_checks():
     cond = DiffusionModel(TinyDenoiser(), DiffusionConfig(timesteps=10), (2,), n_classes=2)
     uncond = DiffusionModel(TinyDenoiser(), DiffusionConfig(timesteps=10), (2,))
