@@ -87,7 +87,7 @@ class GaussianDiffusion(nn.Module):
         #: float64 schedule for the samplers' per-step scalars.
         self.alphas_cumprod64 = ab
         unclipped = np.flatnonzero(betas < _MAX_BETA)
-        #: Timesteps DDIM may visit, ``0 .. ddim_horizon - 1`` (see :meth:`ddim_timesteps`).
+        #: Timesteps the samplers visit, ``0 .. ddim_horizon - 1`` (see :meth:`ddim_timesteps`).
         self.ddim_horizon = int(unclipped[-1]) + 1 if unclipped.size else 1
         for name, value in (("betas", betas), ("alphas_cumprod", ab), ("sqrt_alphas_cumprod", np.sqrt(ab)),
                             ("sqrt_one_minus_alphas_cumprod", np.sqrt(1.0 - ab))):
@@ -156,10 +156,17 @@ class GaussianDiffusion(nn.Module):
     def ddpm_sample(self, denoiser: nn.Module, shape: Sequence[int], y: Tensor | None = None,
                     guidance: float = 1.0, generator: torch.Generator | None = None, progress: bool = False,
                     clip_x0: float | None = None) -> Tensor:
-        """Ancestral sampling through all ``T`` steps with the posterior variance ``beta~_t``."""
+        """Ancestral sampling with the posterior variance ``beta~_t`` through every timestep below
+        :attr:`ddim_horizon` (all ``T`` unless the schedule's last betas hit the 0.999 clip).
+
+        Starting at a clipped step would divide the first x0 estimate by ``sqrt(alpha_bar_T)``
+        (about 5e-5 for the cosine schedule), so an eps error of 0.01 became an x0 error of
+        hundreds that the remaining steps never shrank. One step earlier ``alpha_bar`` is still
+        about 2e-6, so the start is pure noise either way.
+        """
         ab = self.alphas_cumprod64
         x = _randn(shape, generator, self.device)
-        for t in _progress(range(self.num_timesteps - 1, -1, -1), progress, "DDPM sampling"):
+        for t in _progress(range(self.ddim_horizon - 1, -1, -1), progress, "DDPM sampling"):
             ab_t, ab_prev = float(ab[t]), float(ab[t - 1]) if t > 0 else 1.0
             beta_t = 1.0 - ab_t / ab_prev
             eps = self.predict_eps(denoiser, x, t, y, guidance)
@@ -283,9 +290,10 @@ class DiffusionModel(nn.Module):
         elsewhere.
 
         ``sampler`` is ``"ddim"`` (``steps``, of which at most ``diffusion.ddim_horizon`` are
-        used, and ``eta``) or ``"ddpm"`` (all timesteps; ``steps`` and ``eta`` unused). ``guidance``
-        is the classifier-free guidance weight; ``clip_x0`` clamps each step's x0 estimate. The
-        denoiser runs in eval mode; the model's previous mode is restored afterwards.
+        used, and ``eta``) or ``"ddpm"`` (every timestep below ``ddim_horizon``; ``steps`` and
+        ``eta`` unused; DDIM with ``eta=1`` is DDPM over fewer steps). ``guidance`` is the
+        classifier-free guidance weight; ``clip_x0`` clamps each step's x0 estimate. The denoiser
+        runs in eval mode; the model's previous mode is restored afterwards.
         """
         if sampler not in SAMPLER_NAMES:
             raise OmigenInputError(f"unknown diffusion sampler {sampler!r} (known: {', '.join(SAMPLER_NAMES)})")
