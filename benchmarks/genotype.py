@@ -12,6 +12,10 @@ a table.
 
     python benchmarks/genotype.py                    # everything (long on a small CPU)
     python benchmarks/genotype.py --models vae --steps 300 --scales 2000
+    python benchmarks/genotype.py --models diffusion --steps 6000 --section quality_6000
+
+``--section NAME`` runs only the quality part and writes it, with its steps and machine, under ``NAME`` in
+the existing JSON, keeping everything else there (e.g. a longer run of one model next to the default table).
 
 Timings depend on the machine and on whatever else runs on it; the JSON records the device and threads.
 """
@@ -159,7 +163,10 @@ def main() -> None:
     ap.add_argument("--scales", default="2000,10000,50000", help="SNP counts of the scaling part ('' to skip)")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--section", default="", help="write only the quality part, under this key of the existing JSON")
     args = ap.parse_args()
+    if args.section and args.skip_quality:
+        ap.error("--section writes the quality part; it cannot be combined with --skip-quality")
     kinds = [k for k in args.models.split(",") if k]
     steps = {k: args.steps or _config(k, 1).__class__().steps for k in kinds}
     result: dict = {"device": "cpu", "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
@@ -171,19 +178,36 @@ def main() -> None:
         result["data_seconds"] = time.perf_counter() - t0
         print(f"data: {data.G.shape} in {result['data_seconds']:.1f} s", flush=True)
         result["quality"] = quality(data, kinds, steps)
+    out = Path(args.out)
+    if args.section:
+        kept = json.loads(out.read_text()) if out.is_file() else {}
+        kept[args.section] = {k: v for k, v in result.items() if k != "quality"} | result["quality"]
+        _write(out, kept)
+        _table(result["quality"]["rows"])
+        print(f"wrote {args.section} in {out}")
+        return
     sizes = [int(s) for s in args.scales.split(",") if s]
     if sizes:
         result["scaling"] = scaling(kinds, sizes)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=lambda v: None if v != v else v))
+    _write(out, result)
     if "quality" in result:
-        cols = ["af_r", "ld_r2_corr", "ld_decay_mad", "population_accuracy", "gwas_effect_r", "aa_truth", "aa_synth",
-                "privacy_loss", "identical_genomes"]
-        print(f"{'row':28s}" + "".join(f"{c[:12]:>13s}" for c in cols))
-        for row, vals in result["quality"]["rows"].items():
-            print(f"{row:28s}" + "".join(f"{vals.get(c, float('nan')):13.3f}" for c in cols))
+        _table(result["quality"]["rows"])
     print(f"wrote {out}")
+
+
+def _write(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=lambda v: None if v != v else v))
+    tmp.replace(out)
+
+
+def _table(rows: dict) -> None:
+    cols = ["af_r", "ld_r2_corr", "ld_decay_mad", "population_accuracy", "gwas_effect_r", "aa_truth", "aa_synth",
+            "privacy_loss", "identical_genomes"]
+    print(f"{'row':28s}" + "".join(f"{c[:12]:>13s}" for c in cols))
+    for row, vals in rows.items():
+        print(f"{row:28s}" + "".join(f"{vals.get(c, float('nan')):13.3f}" for c in cols))
 
 
 if __name__ == "__main__":
