@@ -44,7 +44,8 @@ class DiffusionModelConfig(PatchConfig):
     cross-entropy on x0 next to the variational bound. ``cond_drop``: probability that each condition
     (population, phenotype) is dropped in training, for classifier-free guidance. Sampling:
     ``sample_steps`` ancestral steps (<= timesteps, evenly skipped), ``guidance`` the CFG weight
-    (0: plain conditional).
+    (0: plain conditional; the default 1 raised the GWAS effect-size r from 0.54 to 0.68 after 6,000
+    training steps and from about 0.47 to 0.52 after 1,000, at twice the sampling cost).
     """
 
     transition: str = "uniform"
@@ -56,7 +57,7 @@ class DiffusionModelConfig(PatchConfig):
     dropout: float = 0.0
     cond_drop: float = 0.1
     sample_steps: int = 50
-    guidance: float = 0.0
+    guidance: float = 1.0
     max_tokens: int = 64
 
     def __post_init__(self) -> None:
