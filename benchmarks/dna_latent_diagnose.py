@@ -24,8 +24,12 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from omigen.data import SequenceData
 
 ROOT = Path(__file__).resolve().parents[1]
 NOISE = (0.1, 0.2, 0.3, 0.5)
@@ -34,52 +38,63 @@ SAMPLERS = "ddim:50:0:1,ddim:200:0:1,ddim:100:1:1,ddim:100:0.5:1,ddim:50:0:0,ddi
 
 def cg_share(codes: np.ndarray) -> float:
     """Share of CG among all adjacent base pairs (A=0, C=1, G=2, T=3)."""
-    pairs = codes[:, :-1].astype(np.int64) * 4 + codes[:, 1:]
-    return float((pairs == 6).mean())
+    from omigen_dna_latent.seqmetrics import kmer_spectrum
+
+    pairs = kmer_spectrum(codes, 2)
+    return float(pairs[1 * 4 + 2] / pairs.sum())
 
 
-def score(test: np.ndarray, synthetic: np.ndarray) -> dict[str, float]:
-    """CG share, k-mer JS at k = 2 and 6, FReD and detection AUC of ``synthetic`` against ``test``."""
-    from omigen_dna_latent.fred import fred
-    from omigen_dna_latent.seqmetrics import detection_auc, kmer_divergence
+def score(test: "SequenceData", synthetic: np.ndarray) -> dict[str, float]:
+    """CG share, k-mer JS at k = 2 and 6, FReD and detection AUC of ``synthetic`` codes against ``test``.
 
-    kmer = kmer_divergence(test, synthetic, ks=(2, 6))
-    return {"cg": cg_share(synthetic), "kmer_js_k2": kmer[2], "kmer_js_k6": kmer[6],
-            "fred": float(fred(test, synthetic)), "detection_auc": float(detection_auc(test, synthetic))}
+    The plugin's metric functions memoise the test set's statistics, so every row after the first
+    reuses its FReD embeddings and k-mer spectra.
+    """
+    from omigen.data import SequenceData
+    from omigen_dna_latent import io
+    from omigen_dna_latent.metrics import compute_detection, compute_fred, compute_kmer
+
+    syn = SequenceData(io.strings(synthetic), np.char.add("s", np.arange(len(synthetic)).astype(str)).astype(object))
+    kmer = compute_kmer(test, syn)
+    return {"cg": cg_share(synthetic), "kmer_js_k2": kmer["js_k2"], "kmer_js_k6": kmer["js_k6"],
+            "fred": compute_fred(test, syn)["fred"], "detection_auc": compute_detection(test, syn)["auc"]}
 
 
-def run_row(run: Path, test: np.ndarray) -> dict:
+def run_row(run: Path, models: tuple, test: "SequenceData") -> dict:
     """A finished run's options and the scores of its ``synthetic.fasta``."""
     from omigen_dna_latent import io
     from omigen_dna_latent.autoencoder import reconstruction_accuracy
-    from omigen_dna_latent.pipeline import load_models
 
-    ae, _, _, meta = load_models(run)
+    ae, _, _, meta = models
     cfg = meta["config"]
     synthetic = io.codes_of(io.read_fasta(run / "synthetic.fasta"))
-    return {"run": str(run), "seed": cfg.get("seed"),
-            "steps": cfg["steps"], "latent_noise": cfg["autoencoder"]["latent_noise"],
-            "latent_l2": cfg["autoencoder"]["latent_l2"], "ae_test_accuracy": reconstruction_accuracy(ae, test),
-            **score(test, synthetic)}
+    return {"run": str(run), "seed": cfg.get("seed"), "steps": cfg["steps"],
+            "latent_noise": cfg["autoencoder"]["latent_noise"], "latent_l2": cfg["autoencoder"]["latent_l2"],
+            "ae_test_accuracy": reconstruction_accuracy(ae, io.codes_of(test)), **score(test, synthetic)}
 
 
-def decoder_robustness(run: Path, test: np.ndarray, seed: int = 0) -> dict:
+def _labels(classes: list[str], n: int):
+    import torch
+
+    return torch.as_tensor(np.repeat(np.arange(len(classes)), n // len(classes))) if classes else None
+
+
+def decoder_robustness(models: tuple, test: np.ndarray, seed: int = 0) -> dict:
     """Accuracy and CG share of noised real latents; distance of sampled latents from the data manifold."""
     import torch
 
     from omigen_dna_latent.autoencoder import decode_latents, encode_codes
-    from omigen_dna_latent.pipeline import load_models
 
-    ae, model, classes, _ = load_models(run)
+    ae, model, classes, _ = models
     gen = torch.Generator().manual_seed(seed)
     real = model.normalise(encode_codes(ae, test))
     noised = {}
     for sd in NOISE:
         back = decode_latents(ae, model.denormalise(real + sd * torch.randn(real.shape, generator=gen)))
         noised[str(sd)] = {"accuracy": float((back == test).mean()), "cg": cg_share(back)}
-    y = torch.as_tensor(np.repeat(np.arange(len(classes)), len(test) // max(len(classes), 1))) if classes else None
-    n = len(y) if y is not None else len(test)
-    drawn = model.normalise(model.sample(n, y, sampler="ddim", steps=50, generator=gen))
+    y = _labels(classes, len(test))
+    drawn = model.normalise(model.sample(len(y) if y is not None else len(test), y, sampler="ddim", steps=50,
+                                         generator=gen))
     again = model.normalise(encode_codes(ae, decode_latents(ae, model.denormalise(drawn))))
     half = len(real) // 2
     return {"noised_real_latents": noised,
@@ -89,15 +104,14 @@ def decoder_robustness(run: Path, test: np.ndarray, seed: int = 0) -> dict:
                 "real": float(torch.cdist(real[:half].flatten(1), real[half:].flatten(1)).min(1).values.median())}}
 
 
-def sampler_sweep(run: Path, test: np.ndarray, specs: list[str], n: int) -> dict:
+def sampler_sweep(models: tuple, test: "SequenceData", specs: list[str], n: int) -> dict:
     """Draw ``n`` sequences per sampler spec from the run's models (seed 0) and score them."""
     import torch
 
     from omigen_dna_latent.autoencoder import decode_latents
-    from omigen_dna_latent.pipeline import load_models
 
-    ae, model, classes, _ = load_models(run)
-    y = torch.as_tensor(np.repeat(np.arange(len(classes)), n // len(classes))) if classes else None
+    ae, model, classes, _ = models
+    y = _labels(classes, n)
     out = {}
     for spec in specs:
         sampler, steps, eta, guidance = (spec.split(":") + ["", "0", "1"])[:4]
@@ -112,6 +126,7 @@ def sampler_sweep(run: Path, test: np.ndarray, specs: list[str], n: int) -> dict
 
 def main() -> None:
     from omigen_dna_latent import io
+    from omigen_dna_latent.pipeline import load_models
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", type=Path, nargs="+", help="finished dna_latent run folders")
@@ -120,15 +135,17 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="sequences per sampler in the sweep")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dna_latent_diagnosis.json")
     args = ap.parse_args()
-    test = io.codes_of(io.read_table(io.BUNDLED, split="test", split_col="split"))
-    result: dict = {"test_sequences": len(test), "real_test_cg": cg_share(test), "runs": []}
-    for run in args.runs:
-        result["runs"].append(run_row(run, test))
+    test = io.read_table(io.BUNDLED, split="test", split_col="split")
+    codes = io.codes_of(test)
+    result: dict = {"test_sequences": len(test), "real_test_cg": cg_share(codes), "runs": []}
+    for i, run in enumerate(args.runs):
+        models = load_models(run)
+        result["runs"].append(run_row(run, models, test))
         print(f"  {run}: {json.dumps({k: v for k, v in result['runs'][-1].items() if k != 'run'})}", flush=True)
-    if args.deep:
-        result["decoder"] = decoder_robustness(args.runs[0], test)
-        print(f"  decoder: {json.dumps(result['decoder'])}", flush=True)
-        result["samplers"] = sampler_sweep(args.runs[0], test, [s for s in args.samplers.split(",") if s], args.n)
+        if args.deep and i == 0:
+            result["decoder"] = decoder_robustness(models, codes)
+            print(f"  decoder: {json.dumps(result['decoder'])}", flush=True)
+            result["samplers"] = sampler_sweep(models, test, [s for s in args.samplers.split(",") if s], args.n)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2))
