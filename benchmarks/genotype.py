@@ -55,10 +55,15 @@ def _scores(train, test, synthetic, seed: int = 0) -> dict[str, float]:
     return {k: (float(v) if not isinstance(v, str) else v) for k, v in out.items()}
 
 
+#: ``--set`` options (``omigen run``'s syntax, e.g. ``diffusion.dim=128``) applied to every model's config.
+OVERRIDES: dict = {}
+
+
 def _config(kind: str, steps: int):
+    from omigen.config import resolve
     from omigen_genotype.config import GenotypeConfig
 
-    return GenotypeConfig(model=kind, steps=steps, device="cpu")
+    return resolve(GenotypeConfig, {"model": kind, "steps": steps, "device": "cpu"}, OVERRIDES)
 
 
 def _fit(kind: str, train, steps: int, seed: int = 0, progress: bool = False):
@@ -164,13 +169,18 @@ def main() -> None:
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--section", default="", help="write only the quality part, under this key of the existing JSON")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="model option as in `omigen run genotype --set` (repeatable), e.g. diffusion.dim=128")
     args = ap.parse_args()
+    from omigen.config import parse_sets
+
+    OVERRIDES.update(parse_sets(args.sets))
     if args.section and args.skip_quality:
         ap.error("--section writes the quality part; it cannot be combined with --skip-quality")
     kinds = [k for k in args.models.split(",") if k]
     steps = {k: args.steps or _config(k, 1).__class__().steps for k in kinds}
     result: dict = {"device": "cpu", "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-                    "steps": steps, "note": "timings taken on a shared 2-core CPU with other jobs running: "
+                    "steps": steps, "sets": args.sets, "note": "timings taken on a shared 2-core CPU with other jobs running: "
                                             "pessimistic"}
     if not args.skip_quality:
         t0 = time.perf_counter()
