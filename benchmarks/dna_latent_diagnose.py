@@ -11,11 +11,16 @@ For the first run it also reports, with ``--deep``:
   (in the diffusion model's normalised units), and how far sampled latents sit from the latent of their
   own decoded sequence (RMS, normalised units) next to the nearest-real distances;
 - a sampler sweep (``--samplers``): ``ddim:STEPS:ETA:GUIDANCE`` or ``ddpm::0:GUIDANCE`` specs, each drawing
-  ``--n`` sequences (equal per cell type) with seed 0 and scored as above, with its wall time.
+  ``--n`` sequences (equal per cell type) with seed 0 and scored as above, with its wall time;
+- a blend with the order-5 Markov chain of each cell type (``--blend``): each base is drawn left to right
+  from ``p_decoder(b)^w * p_markov(b | previous 5 bases)`` for each weight ``w`` (0: the chain alone, started
+  from the model's first 5 bases). Whether any ``w > 0`` beats ``w = 0`` says whether the diffusion model
+  knows anything about the sequences that the chain does not (the idea of Absorb & Escape, Li et al. 2024,
+  which mends a diffusion model's local errors with an autoregressive model).
 
 Writes ``benchmarks/results/dna_latent_diagnosis.json`` and prints the tables.
 
-    python benchmarks/dna_latent_diagnose.py RUN [RUN ...] [--deep] [--samplers ddim:50:0:1,ddpm::0:1]
+    python benchmarks/dna_latent_diagnose.py RUN [RUN ...] [--deep] [--samplers ddim:50:0:1,ddpm::0:1] [--blend 0,0.5,1]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 NOISE = (0.1, 0.2, 0.3, 0.5)
 SAMPLERS = "ddim:50:0:1,ddim:200:0:1,ddim:100:1:1,ddim:100:0.5:1,ddim:50:0:0,ddim:50:0:2,ddpm::0:1"
+BLEND = "0,0.1,0.2,0.3,0.5,1"
 
 
 def cg_share(codes: np.ndarray) -> float:
@@ -124,6 +130,40 @@ def sampler_sweep(models: tuple, test: "SequenceData", specs: list[str], n: int)
     return out
 
 
+def blend_sweep(models: tuple, test: "SequenceData", train: "SequenceData", weights: list[float], n: int,
+                order: int = 5) -> dict:
+    """Scores of bases drawn from the decoder's probabilities (power ``w``) times each cell type's Markov chain."""
+    import torch
+
+    from omigen_dna_latent import io
+    from omigen_dna_latent.baselines import fit_markov
+
+    ae, model, classes, _ = models
+    if not classes:
+        return {}
+    y = _labels(classes, n)
+    z = model.sample(len(y), y, sampler="ddim", steps=50, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logp = torch.cat([torch.log_softmax(ae.decode(z[i:i + 1000]).float(), -1)
+                          for i in range(0, len(z), 1000)]).numpy()
+    codes, labels = io.codes_of(train), np.asarray(train.labels)
+    trans = np.stack([fit_markov(codes[labels == c], order)[0] for c in classes])  # (classes, 4^order, 4)
+    cls, size = y.numpy(), 4 ** order
+    out = {}
+    for w in weights:
+        rng = np.random.default_rng(0)
+        seq = logp.argmax(-1)
+        ctx = (seq[:, :order] * 4 ** np.arange(order - 1, -1, -1)).sum(1)
+        for i in range(order, seq.shape[1]):  # one vectorised draw per position
+            p = trans[cls, ctx] * np.exp(w * logp[:, i])
+            cum = np.cumsum(p / p.sum(1, keepdims=True), 1)
+            seq[:, i] = (rng.random(len(seq))[:, None] > cum[:, :-1]).sum(1)
+            ctx = (ctx * 4 + seq[:, i]) % size
+        out[str(w)] = {"changed_bases": float((seq != logp.argmax(-1)).mean()), **score(test, seq)}
+        print(f"  blend {w}: {json.dumps({k: round(v, 4) for k, v in out[str(w)].items()})}", flush=True)
+    return out
+
+
 def main() -> None:
     from omigen_dna_latent import io
     from omigen_dna_latent.pipeline import load_models
@@ -132,6 +172,7 @@ def main() -> None:
     ap.add_argument("runs", type=Path, nargs="+", help="finished dna_latent run folders")
     ap.add_argument("--deep", action="store_true", help="decoder robustness and a sampler sweep on the first run")
     ap.add_argument("--samplers", default=SAMPLERS)
+    ap.add_argument("--blend", default=BLEND, help="decoder weights of the Markov blend ('' to skip)")
     ap.add_argument("--n", type=int, default=1000, help="sequences per sampler in the sweep")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dna_latent_diagnosis.json")
     args = ap.parse_args()
@@ -146,6 +187,9 @@ def main() -> None:
             result["decoder"] = decoder_robustness(models, codes)
             print(f"  decoder: {json.dumps(result['decoder'])}", flush=True)
             result["samplers"] = sampler_sweep(models, test, [s for s in args.samplers.split(",") if s], args.n)
+            train = io.read_table(io.BUNDLED, split="training", split_col="split")
+            result["markov_blend"] = blend_sweep(models, test, train, [float(w) for w in args.blend.split(",") if w],
+                                                 args.n)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2))
