@@ -81,8 +81,23 @@ def _fit(kind: str, train, steps: int, seed: int = 0, progress: bool = False):
     return trainer.ema, info, cfg, fit
 
 
-def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0) -> dict:
-    """Train each model on 80% of ``data`` and score it (and the baseline, and real train) on the other 20%."""
+def _sampling(spec: str) -> dict[str, float]:
+    """``"temperature=1.1,guidance=1"`` -> ``{"temperature": 1.1, "guidance": 1.0}`` (diffusion sampling options)."""
+    out = {}
+    for part in filter(None, spec.split(",")):
+        key, _, value = part.partition("=")
+        if key not in ("temperature", "guidance", "sample_steps"):
+            raise SystemExit(f"--sample takes temperature, guidance and sample_steps, not {key!r}")
+        out[key] = float(value)
+    return out
+
+
+def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0, samplings: list[str] = ()) -> dict:
+    """Train each model on 80% of ``data`` and score it (and the baseline, and real train) on the other 20%.
+
+    Each of ``samplings`` (e.g. ``"temperature=1.1"``) scores the same trained diffusion model once more, sampled
+    with those options, as the row ``"diffusion [temperature=1.1]"``.
+    """
     from omigen_genotype.baselines import generate_independent
     from omigen_genotype.pipeline import draw, split
 
@@ -99,15 +114,19 @@ def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0) -> dic
         train_s = time.perf_counter() - t0
         print(f"  {kind}: trained {fit.steps} steps in {train_s:.1f} s", flush=True)
         mc = cfg.model_config()
-        t1 = time.perf_counter()
-        syn = draw(model, kind, info, counts, seed, steps=getattr(mc, "sample_steps", None),
-                   guidance=getattr(mc, "guidance", None), sites=train.variants)
-        sample_s = time.perf_counter() - t1
-        rows[kind] = {**_scores(train, test, syn, seed), "train_seconds": train_s, "train_steps": fit.steps,
-                      "steps_per_sec": fit.steps_per_sec, "sample_seconds": sample_s,
-                      "n_params": int(sum(p.numel() for p in model.parameters()))}
-        print(f"  {kind}: {json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[kind].items()})}",
-              flush=True)
+        for spec in [""] + (list(samplings) if kind == "diffusion" else []):
+            opts = {"sample_steps": getattr(mc, "sample_steps", None), "guidance": getattr(mc, "guidance", None),
+                    "temperature": getattr(mc, "temperature", None), **_sampling(spec)}
+            t1 = time.perf_counter()
+            syn = draw(model, kind, info, counts, seed, steps=int(opts["sample_steps"] or 0) or None,
+                       guidance=opts["guidance"], temperature=opts["temperature"], sites=train.variants)
+            sample_s = time.perf_counter() - t1
+            row = f"{kind} [{spec}]" if spec else kind
+            rows[row] = {**_scores(train, test, syn, seed), "train_seconds": train_s, "train_steps": fit.steps,
+                         "steps_per_sec": fit.steps_per_sec, "sample_seconds": sample_s,
+                         "n_params": int(sum(p.numel() for p in model.parameters()))}
+            print(f"  {row}: {json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[row].items()})}",
+                  flush=True)
     return {"n_train": len(train), "n_test": len(test), "n_snps": int(data.G.shape[1]), "rows": rows}
 
 
@@ -169,6 +188,9 @@ def main() -> None:
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--section", default="", help="write only the quality part, under this key of the existing JSON")
+    ap.add_argument("--sample", dest="samplings", action="append", default=[], metavar="KEY=VALUE[,...]",
+                    help="score the trained diffusion model once more with these sampling options (repeatable), "
+                         "e.g. temperature=1.1")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="model option as in `omigen run genotype --set` (repeatable), e.g. diffusion.dim=128")
     args = ap.parse_args()
@@ -180,14 +202,14 @@ def main() -> None:
     kinds = [k for k in args.models.split(",") if k]
     steps = {k: args.steps or _config(k, 1).__class__().steps for k in kinds}
     result: dict = {"device": "cpu", "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-                    "steps": steps, "sets": args.sets, "note": "timings taken on a shared 2-core CPU with other jobs running: "
+                    "steps": steps, "sets": args.sets, "samplings": args.samplings, "note": "timings taken on a shared 2-core CPU with other jobs running: "
                                             "pessimistic"}
     if not args.skip_quality:
         t0 = time.perf_counter()
         data = load_default()
         result["data_seconds"] = time.perf_counter() - t0
         print(f"data: {data.G.shape} in {result['data_seconds']:.1f} s", flush=True)
-        result["quality"] = quality(data, kinds, steps)
+        result["quality"] = quality(data, kinds, steps, samplings=args.samplings)
     out = Path(args.out)
     if args.section:
         kept = json.loads(out.read_text()) if out.is_file() else {}

@@ -92,6 +92,32 @@ def test_oracle_denoiser_has_zero_loss_and_samples_its_x0(transition):
         assert torch.equal(sampled, x0.expand(5, -1))
 
 
+class _Leaning(nn.Module):
+    """Predicts x0 = 0 with probability 0.9 at every SNP, whatever it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, y=None, z=None):
+        return torch.log(torch.tensor([0.9, 0.05, 0.05])).expand(*x.shape, 3)
+
+
+def test_temperature_flattens_x0_and_spreads_the_samples():
+    model = GenotypeD3PM(_Leaning(), timesteps=10, cond_drop=0.0)
+    xt = torch.zeros(1, 4, dtype=torch.long)
+    hot = model._x0_logp(xt, 5, None, None, 0.0, temperature=2.0).exp()[0, 0]
+    want = torch.tensor([0.9, 0.05, 0.05]) ** 0.5
+    torch.testing.assert_close(hot, want / want.sum())
+    rare = {}
+    for temperature in (1.0, 3.0):
+        g = torch.Generator().manual_seed(0)
+        rare[temperature] = (model.sample(200, 50, steps=10, generator=g, temperature=temperature) != 0).float().mean()
+    assert rare[3.0] > rare[1.0] + 0.1
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(2, 3, temperature=0.0)
+
+
 def test_patches_are_local_and_padded():
     assert patch_size(50_000, 0, 128) == 391 and patch_size(10, 4, 128) == 4
     inp = PatchIn(10, 4, 3, 8)

@@ -73,6 +73,8 @@ def test_sample_is_seeded_labelled_and_checked(vcf, tmp_path):
         sample(out, 3, label="C")
     with pytest.raises(OmigenInputError, match="no option 'eta'"):
         sample(out, 3, eta=0.5)
+    with pytest.raises(OmigenInputError, match="temperature must be > 0"):
+        sample(out, 3, temperature=-1)
     with pytest.raises(OmigenInputError, match="not a genotype run folder"):
         sample(tmp_path, 3)
 

@@ -45,7 +45,8 @@ class DiffusionModelConfig(PatchConfig):
     (population, phenotype) is dropped in training, for classifier-free guidance. Sampling:
     ``sample_steps`` ancestral steps (<= timesteps, evenly skipped), ``guidance`` the CFG weight
     (0: plain conditional; the default 1 strengthens the phenotype association that GWAS on synthetic
-    genomes recovers, at twice the sampling cost).
+    genomes recovers, at twice the sampling cost), ``temperature`` divides the x0 log-probabilities at
+    every sampling step (above 1 spreads the synthetic genomes apart; 1: the model as trained).
     """
 
     transition: str = "uniform"
@@ -59,6 +60,7 @@ class DiffusionModelConfig(PatchConfig):
     sample_steps: int = 50
     guidance: float = 1.0
     max_tokens: int = 64
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -76,6 +78,8 @@ class DiffusionModelConfig(PatchConfig):
             raise OmigenInputError("diffusion needs hybrid_lambda >= 0, cond_drop in [0, 1], dropout in [0, 1)")
         if self.guidance < 0:
             raise OmigenInputError(f"diffusion guidance must be >= 0, got {self.guidance}")
+        if not self.temperature > 0:
+            raise OmigenInputError(f"diffusion temperature must be > 0, got {self.temperature}")
 
 
 @dataclass

@@ -142,18 +142,26 @@ class GenotypeD3PM(nn.Module):
         y, z = drop_conditions(y, z, self.cond_drop)
         return self.process.loss(self.denoiser, x, y, z, self.hybrid_lambda)
 
-    def _x0_logp(self, xt: Tensor, t: int, y: Tensor | None, z: Tensor | None, guidance: float) -> Tensor:
+    def _x0_logp(self, xt: Tensor, t: int, y: Tensor | None, z: Tensor | None, guidance: float,
+                 temperature: float = 1.0) -> Tensor:
         tt = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
         cond = F.log_softmax(self.denoiser(xt, tt, y, z).float(), -1)
-        if guidance <= 0 or (y is None and z is None):
-            return cond
-        free = F.log_softmax(self.denoiser(xt, tt, None, None).float(), -1)
-        return F.log_softmax(cond + guidance * (cond - free), -1)
+        if guidance > 0 and (y is not None or z is not None):
+            free = F.log_softmax(self.denoiser(xt, tt, None, None).float(), -1)
+            cond = F.log_softmax(cond + guidance * (cond - free), -1)
+        return cond if temperature == 1.0 else F.log_softmax(cond / temperature, -1)
 
     @torch.no_grad()
     def sample(self, n: int, n_snps: int, y: Tensor | None = None, z: Tensor | None = None, steps: int = 50,
-               guidance: float = 0.0, generator: torch.Generator | None = None, batch_size: int = 256) -> Tensor:
-        """``n`` genotype vectors ``(n, n_snps)`` (long, 0/1/2) by ancestral sampling over ``steps`` steps."""
+               guidance: float = 0.0, generator: torch.Generator | None = None, batch_size: int = 256,
+               temperature: float = 1.0) -> Tensor:
+        """``n`` genotype vectors ``(n, n_snps)`` (long, 0/1/2) by ancestral sampling over ``steps`` steps.
+
+        ``temperature`` divides the (guided) x0 log-probabilities at every step: above 1 spreads the samples,
+        which a model trained long enough to pull its samples together needs (see the plugin README).
+        """
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         device = self.process.abar.device
         schedule = step_schedule(self.process.T, steps)
         parts = []
@@ -163,7 +171,7 @@ class GenotypeD3PM(nn.Module):
             zb = None if z is None else z[lo:hi].to(device)
             x = self.process.prior((hi - lo, n_snps), device, generator)
             for t, s in zip(schedule[:-1], schedule[1:]):
-                logp0 = self._x0_logp(x, t, yb, zb, guidance)
+                logp0 = self._x0_logp(x, t, yb, zb, guidance, temperature)
                 if s == 0:
                     new = categorical(logp0, generator)
                     if self.process.transition == "absorbing":

@@ -25,7 +25,7 @@ from omigen_genotype.config import GenotypeConfig
 CHECKPOINT = "model.ckpt"
 SITES = "sites.tsv"
 _QUANTILES = 101
-_OPTIONS = ("steps", "guidance", "sampler")
+_OPTIONS = ("steps", "guidance", "temperature", "sampler")
 
 
 def builder(kind: str):
@@ -150,8 +150,11 @@ def conditions(info: dict[str, Any], counts: dict[str | None, int], seed: int):
 
 
 def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], seed: int,
-         steps: int | None = None, guidance: float | None = None, sites=None):
-    """Synthetic :class:`GenotypeData` with ``counts[label]`` individuals per label, deterministic in ``seed``."""
+         steps: int | None = None, guidance: float | None = None, sites=None, temperature: float | None = None):
+    """Synthetic :class:`GenotypeData` with ``counts[label]`` individuals per label, deterministic in ``seed``.
+
+    ``steps``, ``guidance`` and ``temperature`` are the diffusion model's sampling options (None: 50, 0, 1).
+    """
     import pandas as pd
     import torch
 
@@ -162,7 +165,8 @@ def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], 
     model.eval()
     n = len(labels)
     if kind == "diffusion":
-        G = model.sample(n, info["n_snps"], y, z, steps=steps or 50, guidance=guidance or 0.0, generator=gen)
+        G = model.sample(n, info["n_snps"], y, z, steps=steps or 50, guidance=guidance or 0.0,
+                         temperature=temperature or 1.0, generator=gen)
     else:
         G = model.sample(n, y, z, generator=gen)
     ids = np.asarray([f"syn_{i + 1:06d}" for i in range(n)], dtype=object)
@@ -231,7 +235,7 @@ def run(ctx):
     with ctx.timer("sample"):
         synthetic = draw(trainer.ema, cfg.model, info, counts, seed=ctx.seed,
                          steps=getattr(mc, "sample_steps", None), guidance=getattr(mc, "guidance", None),
-                         sites=train.variants)
+                         temperature=getattr(mc, "temperature", None), sites=train.variants)
     out = ctx.path("synthetic.vcf.gz" if cfg.bgzip else "synthetic.vcf")
     save(synthetic, out)
     n_params = sum(p.numel() for p in trainer.model.parameters())
@@ -286,7 +290,7 @@ def load_run(run_dir: str | Path):
 def sample(run_dir, n: int, label: str | None = None, seed: int = 0, **options):
     """Draw ``n`` individuals from a finished run (``label=None``: populations in training proportions).
 
-    Options: ``steps`` and ``guidance`` (diffusion sampling), ``sampler`` (only ``ancestral``).
+    Options: ``steps``, ``guidance`` and ``temperature`` (diffusion sampling), ``sampler`` (only ``ancestral``).
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -310,7 +314,11 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, **options):
     guidance = options.get("guidance") if options.get("guidance") is not None else getattr(mc, "guidance", None)
     if kind == "diffusion" and not 1 <= int(steps) <= mc.timesteps:
         raise OmigenInputError(f"steps must be from 1 to {mc.timesteps} (the diffusion timesteps), got {steps}")
-    return draw(model, kind, info, counts, seed, steps=int(steps) if steps else None, guidance=guidance, sites=sites)
+    temperature = options.get("temperature") or getattr(mc, "temperature", None)
+    if temperature is not None and not float(temperature) > 0:
+        raise OmigenInputError(f"temperature must be > 0, got {temperature}")
+    return draw(model, kind, info, counts, seed, steps=int(steps) if steps else None, guidance=guidance, sites=sites,
+                temperature=temperature)
 
 
 def proportional(class_counts: dict[str, int], n: int) -> dict[str | None, int]:
