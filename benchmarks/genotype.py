@@ -202,8 +202,8 @@ def main() -> None:
     kinds = [k for k in args.models.split(",") if k]
     steps = {k: args.steps or _config(k, 1).__class__().steps for k in kinds}
     result: dict = {"device": "cpu", "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
-                    "steps": steps, "sets": args.sets, "samplings": args.samplings, "note": "timings taken on a shared 2-core CPU with other jobs running: "
-                                            "pessimistic"}
+                    "steps": steps, "sets": args.sets, "samplings": args.samplings,
+                    "note": "timings taken on a shared 2-core CPU with other jobs running: pessimistic"}
     if not args.skip_quality:
         t0 = time.perf_counter()
         data = load_default()

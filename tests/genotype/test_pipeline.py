@@ -74,7 +74,7 @@ def test_sample_is_seeded_labelled_and_checked(vcf, tmp_path):
     with pytest.raises(OmigenInputError, match="no option 'eta'"):
         sample(out, 3, eta=0.5)
     with pytest.raises(OmigenInputError, match="temperature must be > 0"):
-        sample(out, 3, temperature=-1)
+        sample(out, 3, temperature=0)
     with pytest.raises(OmigenInputError, match="not a genotype run folder"):
         sample(tmp_path, 3)
 

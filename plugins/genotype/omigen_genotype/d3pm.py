@@ -157,8 +157,8 @@ class GenotypeD3PM(nn.Module):
                temperature: float = 1.0) -> Tensor:
         """``n`` genotype vectors ``(n, n_snps)`` (long, 0/1/2) by ancestral sampling over ``steps`` steps.
 
-        ``temperature`` divides the (guided) x0 log-probabilities at every step: above 1 spreads the samples,
-        which a model trained long enough to pull its samples together needs (see the plugin README).
+        ``temperature`` divides the (guided) x0 log-probabilities at every step; above 1 spreads the samples
+        apart.
         """
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")

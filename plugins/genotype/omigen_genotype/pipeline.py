@@ -314,7 +314,9 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, **options):
     guidance = options.get("guidance") if options.get("guidance") is not None else getattr(mc, "guidance", None)
     if kind == "diffusion" and not 1 <= int(steps) <= mc.timesteps:
         raise OmigenInputError(f"steps must be from 1 to {mc.timesteps} (the diffusion timesteps), got {steps}")
-    temperature = options.get("temperature") or getattr(mc, "temperature", None)
+    temperature = options.get("temperature")
+    if temperature is None:
+        temperature = getattr(mc, "temperature", None)
     if temperature is not None and not float(temperature) > 0:
         raise OmigenInputError(f"temperature must be > 0, got {temperature}")
     return draw(model, kind, info, counts, seed, steps=int(steps) if steps else None, guidance=guidance, sites=sites,
