@@ -170,7 +170,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", type=Path, nargs="+", help="finished dna_latent run folders")
-    ap.add_argument("--deep", action="store_true", help="decoder robustness and a sampler sweep on the first run")
+    ap.add_argument("--deep", action="store_true", help="decoder robustness, a sampler sweep and the Markov blend on the first run")
     ap.add_argument("--samplers", default=SAMPLERS)
     ap.add_argument("--blend", default=BLEND, help="decoder weights of the Markov blend ('' to skip)")
     ap.add_argument("--n", type=int, default=1000, help="sequences per sampler in the sweep")
