@@ -46,7 +46,9 @@ class DiffusionModelConfig(PatchConfig):
     ``sample_steps`` ancestral steps (<= timesteps, evenly skipped), ``guidance`` the CFG weight
     (0: plain conditional; the default 1 strengthens the phenotype association that GWAS on synthetic
     genomes recovers, at twice the sampling cost), ``temperature`` divides the x0 log-probabilities at
-    every sampling step (above 1 spreads the synthetic genomes apart; 1: the model as trained).
+    every sampling step (above 1 spreads the synthetic genomes apart; 1: the model as trained). ``skip``
+    adds a per-SNP path from each SNP's noisy state to its own x0 logits, which the patch tokens are too
+    narrow to carry (see :class:`omigen_genotype.denoiser.SnpSkip`).
     """
 
     transition: str = "uniform"
@@ -61,6 +63,7 @@ class DiffusionModelConfig(PatchConfig):
     guidance: float = 1.0
     max_tokens: int = 64
     temperature: float = 1.0
+    skip: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -130,13 +130,35 @@ def drop_conditions(y: Tensor | None, z: Tensor | None, p: float) -> tuple[Tenso
     return y, z
 
 
+class SnpSkip(nn.Module):
+    """Per-SNP path from the noisy state straight to that SNP's x0 logits, scaled by a learned function of time.
+
+    A patch token squeezes its SNPs into ``dim`` numbers, so the token path alone cannot copy a nearly clean
+    input: without this path a 128-wide, 115-SNP-patch denoiser changed about 1% of the SNPs of a clean
+    genome at the last step and kept only ~79% of its rare minor alleles. Each SNP gets its own
+    ``in_states x 3`` table of logits (initialised to zero, so training starts from the token path alone).
+    """
+
+    def __init__(self, n_snps: int, in_states: int, dim: int) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(n_snps, in_states, STATES))
+        self.gate = nn.Linear(dim, 1)
+        self.in_states = in_states
+
+    def forward(self, x: Tensor, time: Tensor) -> Tensor:
+        """Logits ``(B, n, 3)`` for states ``x`` ``(B, n)`` and time features ``time`` ``(B, dim)``."""
+        snp = torch.arange(x.shape[1], device=x.device)
+        return self.table[snp[None], x.long()] * self.gate(time)[:, :, None]
+
+
 class PatchTransformer(nn.Module):
     """x0-predicting denoiser: patch tokens + learned and genomic-position encodings, time and condition
-    embeddings added to every token, a pre-norm transformer encoder along the chromosome, per-SNP logits."""
+    embeddings added to every token, a pre-norm transformer encoder along the chromosome, per-SNP logits,
+    and optionally (``skip``) a per-SNP path from each SNP's noisy state to its own logits."""
 
     def __init__(self, n_snps: int, positions: np.ndarray, in_states: int, n_classes: int, phenotype: bool,
                  dim: int = 128, layers: int = 3, heads: int = 4, dropout: float = 0.0, patch: int = 0,
-                 max_tokens: int = 128) -> None:
+                 max_tokens: int = 128, skip: bool = False) -> None:
         super().__init__()
         size = patch_size(n_snps, patch, max_tokens)
         self.inp = PatchIn(n_snps, size, in_states, dim)
@@ -151,6 +173,7 @@ class PatchTransformer(nn.Module):
                                            activation="gelu", batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
+        self.skip = SnpSkip(n_snps, in_states, dim) if skip else None
         self.in_states, self.dim = in_states, dim
 
     def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None, z: Tensor | None = None) -> Tensor:
@@ -158,6 +181,7 @@ class PatchTransformer(nn.Module):
         b = x.shape[0]
         h = self.inp(F.one_hot(x.long(), self.in_states).float())
         h = h + self.pos + self.genomic
-        emb = self.time(sinusoidal(t, self.dim)) + self.cond(y, z, b, x.device)
-        h = self.encoder(h + emb[:, None, :])
-        return self.out(self.norm(h))
+        time = self.time(sinusoidal(t, self.dim))
+        h = self.encoder(h + (time + self.cond(y, z, b, x.device))[:, None, :])
+        logits = self.out(self.norm(h))
+        return logits if self.skip is None else logits + self.skip(x, time)
