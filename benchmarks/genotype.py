@@ -36,10 +36,14 @@ RESULTS = Path(__file__).resolve().parent / "results" / "genotype.json"
 
 def _scores(train, test, synthetic, seed: int = 0) -> dict[str, float]:
     from omigen.metrics.privacy import privacy
-    from omigen_genotype.metrics import compute_allele_frequency, compute_gwas, compute_ld, compute_population
+    from omigen_genotype.metrics import (compute_allele_frequency, compute_gwas, compute_heterozygosity, compute_ld,
+                                         compute_population)
 
     out: dict[str, float] = {}
     out["af_r"] = compute_allele_frequency(test, synthetic)["af_r"]
+    # Wright's F within populations (real data ~0): negative is an excess of heterozygotes, which pulls
+    # synthetic genomes towards each other and so raises AA_synth.
+    out["f_within"] = compute_heterozygosity(test, synthetic)["f_within_synthetic"]
     ld = compute_ld(test, synthetic)
     out.update(ld_r2_corr=ld["ld_r2_corr"], ld_decay_mad=ld["ld_decay_mad"])
     out["population_accuracy"] = compute_population(test, synthetic, seed=seed)["population_accuracy"]
@@ -236,7 +240,7 @@ def _write(out: Path, result: dict) -> None:
 
 def _table(rows: dict) -> None:
     cols = ["af_r", "ld_r2_corr", "ld_decay_mad", "population_accuracy", "gwas_effect_r", "aa_truth", "aa_synth",
-            "privacy_loss", "identical_genomes"]
+            "privacy_loss", "identical_genomes", "f_within"]
     print(f"{'row':28s}" + "".join(f"{c[:12]:>13s}" for c in cols))
     for row, vals in rows.items():
         print(f"{row:28s}" + "".join(f"{vals.get(c, float('nan')):13.3f}" for c in cols))

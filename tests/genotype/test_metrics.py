@@ -50,6 +50,27 @@ def test_heterozygosity_and_hwe():
     assert abs(out["hwe_dev_real"]) < 0.005  # Hardy-Weinberg draws: observed = expected heterozygosity
     assert out["het_synthetic"] == 1.0 and out["hwe_dev_synthetic"] == pytest.approx(0.5)  # 1 - 2(.5)(.5)
     assert out["hwe_dev_abs_diff"] == pytest.approx(abs(0.5 - out["hwe_dev_real"]))
+    assert abs(out["f_within_real"]) < 0.01 and out["f_within_synthetic"] == pytest.approx(-1.0)
+
+
+def test_inbreeding_f_is_taken_within_populations():
+    # Two populations fixed for opposite alleles: each is monomorphic (no F), pooled they look fully inbred.
+    G = np.array([[0, 0]] * 4 + [[2, 2]] * 4)
+    labels = np.array(["a"] * 4 + ["b"] * 4)
+    assert popgen.inbreeding_f(G) == pytest.approx(1.0)
+    assert math.isnan(popgen.inbreeding_f(G, labels))
+    # By hand: p = 0.5 in each population; a has 1 het in 4 (F = 1 - 0.25 / 0.5), b has 3 (F = 1 - 0.75 / 0.5).
+    G = np.array([[1], [0], [2], [0], [1], [1], [1], [0]])
+    labels = np.array(["a"] * 4 + ["b"] * 4)
+    b_het = G[4:, 0]
+    assert popgen.allele_freq(G[:4]) == pytest.approx([3 / 8]) and popgen.allele_freq(G[4:]) == pytest.approx([3 / 8])
+    f_a = 1 - 0.25 / (2 * 3 / 8 * 5 / 8)
+    f_b = 1 - 0.75 / (2 * 3 / 8 * 5 / 8)
+    assert (b_het == 1).sum() == 3
+    assert popgen.inbreeding_f(G, labels) == pytest.approx((f_a + f_b) / 2)
+    syn = geno(G, labels=labels)
+    out = metric("heterozygosity").compute(syn, syn)
+    assert out["f_within_real"] == pytest.approx((f_a + f_b) / 2) and out["f_within_abs_diff"] == 0.0
 
 
 def test_r2_perfect_ld_and_hand_values():

@@ -12,8 +12,9 @@ Definitions (per SNP unless said otherwise; "real" is the held-out set):
   Wasserstein distance between the real and synthetic MAF distributions (the MAF spectra).
 - ``genotype-frequency``: Pearson r over the frequencies of dosages 0, 1, 2 of all SNPs.
 - ``heterozygosity``: mean observed heterozygosity; HWE deviation = mean over SNPs of observed minus
-  expected (``2p(1-p)``) heterozygosity (~0 under HWE, negative with population structure); the
-  differences are synthetic minus real, in absolute value.
+  expected (``2p(1-p)``) heterozygosity (~0 under HWE, negative with population structure); Wright's F
+  within populations when both sets are labelled (``f_within``: 0 under HWE, negative for an excess of
+  heterozygotes); the differences are synthetic minus real, in absolute value.
 - ``ld``: see :mod:`.ld` (pairs within 100 kb, SNPs with real MAF >= 5%): r² correlation and decay-curve
   difference within populations when both sets are labelled (on the default data the independent-SNP
   baseline then scores ~0.04 and real against real ~0.96), and the pooled-sample r² correlation
@@ -87,15 +88,20 @@ def compute_genotype_frequency(real: "GenotypeData", synthetic: "GenotypeData", 
 
 def compute_heterozygosity(real: "GenotypeData", synthetic: "GenotypeData", train=None,
                            seed: int = 0) -> dict[str, float]:
-    """Mean observed heterozygosity and mean HWE deviation of each set, and their absolute differences."""
-    from omigen_genotype.popgen import heterozygosity
+    """Mean observed heterozygosity, mean HWE deviation and within-population F of each set, and their
+    absolute differences (F pooled over all individuals when either set is unlabelled)."""
+    from omigen_genotype.popgen import heterozygosity, inbreeding_f
 
     R, S = _pair(real, synthetic)
     (ho_r, he_r), (ho_s, he_s) = heterozygosity(R), heterozygosity(S)
     dev_r, dev_s = float((ho_r - he_r).mean()), float((ho_s - he_s).mean())
+    labelled = real.labels is not None and synthetic.labels is not None
+    f_r = inbreeding_f(R, real.labels if labelled else None)
+    f_s = inbreeding_f(S, synthetic.labels if labelled else None)
     return {"het_real": float(ho_r.mean()), "het_synthetic": float(ho_s.mean()),
             "het_abs_diff": float(abs(ho_s.mean() - ho_r.mean())), "hwe_dev_real": dev_r,
-            "hwe_dev_synthetic": dev_s, "hwe_dev_abs_diff": abs(dev_s - dev_r)}
+            "hwe_dev_synthetic": dev_s, "hwe_dev_abs_diff": abs(dev_s - dev_r),
+            "f_within_real": f_r, "f_within_synthetic": f_s, "f_within_abs_diff": abs(f_s - f_r)}
 
 
 def ld_of(real: "GenotypeData", synthetic: "GenotypeData", window: int = LD_WINDOW, min_maf: float = LD_MIN_MAF,
@@ -246,8 +252,11 @@ METRICS: list[MetricSpec] = [
                description="correlation of 0/1/2 genotype frequencies over SNPs"),
     MetricSpec("heterozygosity", _G, {"het_real": "info", "het_synthetic": "info", "het_abs_diff": "lower",
                                       "hwe_dev_real": "info", "hwe_dev_synthetic": "info",
-                                      "hwe_dev_abs_diff": "lower"}, compute_heterozygosity,
-               description="observed heterozygosity and Hardy-Weinberg deviation (observed - expected)"),
+                                      "hwe_dev_abs_diff": "lower", "f_within_real": "info",
+                                      "f_within_synthetic": "info", "f_within_abs_diff": "lower"},
+               compute_heterozygosity,
+               description="observed heterozygosity, Hardy-Weinberg deviation (observed - expected) and "
+                           "Wright's F within populations"),
     MetricSpec("ld", _G, {"ld_r2_corr": "higher", "ld_decay_mad": "lower", "ld_r2_corr_pooled": "info",
                           "ld_pairs": "info", "ld_r2_mean_real": "info", "ld_r2_mean_synthetic": "info"},
                compute_ld, description="within-population r² correlation over SNP pairs within 100 kb "

@@ -33,6 +33,23 @@ def heterozygosity(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (np.asarray(G) == 1).mean(axis=0), 2.0 * p * (1.0 - p)
 
 
+def inbreeding_f(G: np.ndarray, labels=None) -> float:
+    """Wright's F, ``1 - sum(observed het) / sum(expected het)`` over SNPs, within each label group and averaged
+    over groups (groups with no polymorphic SNP skipped); NaN when no group has one.
+
+    0 under Hardy-Weinberg, -1 when every genotype is heterozygous, 1 when none is. Within groups, so that
+    pooling populations (the Wahlund effect) does not pass for a deficit of heterozygotes.
+    """
+    G = np.asarray(G)
+    groups = [np.ones(len(G), dtype=bool)] if labels is None else [np.asarray(labels) == v for v in np.unique(labels)]
+    values = []
+    for rows in groups:
+        ho, he = heterozygosity(G[rows])
+        if he.sum() > 0:
+            values.append(1.0 - ho.sum() / he.sum())
+    return float(np.mean(values)) if values else float("nan")
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation that is always finite.
 
