@@ -9,7 +9,7 @@ import pytest
 from omigen.data import GenotypeData
 from omigen.errors import OmigenInputError
 from omigen.run import run_pipeline
-from omigen_genotype.pipeline import conditions, sample
+from omigen_genotype.pipeline import conditions, load_run, sample
 from omigen_genotype.vcf import read_vcf, save
 
 _TINY = {"steps": 15, "device": "cpu",
@@ -77,6 +77,16 @@ def test_sample_is_seeded_labelled_and_checked(vcf, tmp_path):
         sample(out, 3, temperature=0)
     with pytest.raises(OmigenInputError, match="not a genotype run folder"):
         sample(tmp_path, 3)
+
+
+def test_diffusion_with_skip_path_reloads_for_sampling(vcf, tmp_path):
+    out = tmp_path / "run"
+    sets = {**_TINY, "model": "diffusion", "data": str(vcf), "diffusion": {**_TINY["diffusion"], "skip": True}}
+    result, _ = run_pipeline("genotype", out_dir=out, sets=sets, progress=False)
+    model = load_run(out)[0]
+    assert model.denoiser.skip is not None and model.denoiser.skip.table.abs().sum() > 0  # trained, and saved
+    a, b = sample(out, 8, seed=1), sample(out, 8, seed=1)
+    assert np.array_equal(a.G, b.G) and a.G.shape == (8, result.synthetic.G.shape[1])
 
 
 def test_unknown_model_is_a_user_error(vcf, tmp_path):
