@@ -192,8 +192,7 @@ def build(cfg: Any, info: dict) -> GenotypeD3PM:
     in_states = STATES + (cfg.transition == "absorbing")
     den = PatchTransformer(info["n_snps"], np.asarray(info["positions"]), in_states, info["n_classes"],
                            info["phenotype"], dim=cfg.dim, layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout,
-                           patch=cfg.patch_size, max_tokens=cfg.max_tokens,
-                           skip=cfg.skip)
+                           patch=cfg.patch_size, max_tokens=cfg.max_tokens, skip=cfg.skip)
     if info.get("G") is not None:
         den.out.init_frequencies(np.asarray(info["G"]))
     return GenotypeD3PM(den, cfg.timesteps, cfg.transition, cfg.hybrid_lambda, cfg.cond_drop)

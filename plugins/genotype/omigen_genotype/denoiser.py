@@ -143,7 +143,6 @@ class SnpSkip(nn.Module):
         super().__init__()
         self.table = nn.Parameter(torch.zeros(n_snps, in_states, STATES))
         self.gate = nn.Linear(dim, 1)
-        self.in_states = in_states
 
     def forward(self, x: Tensor, time: Tensor) -> Tensor:
         """Logits ``(B, n, 3)`` for states ``x`` ``(B, n)`` and time features ``time`` ``(B, dim)``."""
