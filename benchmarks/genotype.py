@@ -75,11 +75,11 @@ def _fit(kind: str, train, steps: int, seed: int = 0, progress: bool = False):
 
     from omigen.train import for_run
 
-    from omigen_genotype.pipeline import builder, data_info, tensors
+    from omigen_genotype.pipeline import builder, data_info, tensors, training_rows
 
     cfg = _config(kind, steps)
     info = data_info(train, cfg)
-    model = builder(kind)(cfg.model_config(), {**info, "G": train.G, "steps": steps})
+    model = builder(kind)(cfg.model_config(), {**info, "G": training_rows(train, info), "steps": steps})
     trainer = Trainer(model, tensors(train, info), for_run(cfg.train, progress=progress, steps=cfg.steps, default_steps=cfg.__class__().train.steps), seed=seed, device="cpu")
     fit = trainer.fit()
     return trainer.ema, info, cfg, fit

@@ -191,7 +191,8 @@ class GenotypeData(_Base):
 
     ``variants`` is a table with at least ``id``, ``chrom``, ``pos``, ``ref``, ``alt`` (a pandas
     DataFrame, one row per column of ``G``); ``phenotypes`` an optional DataFrame indexed like
-    ``samples`` (phenotypes and covariates such as population).
+    ``samples`` (phenotypes and covariates such as population). ``haplotypes``, when the input was
+    phased, holds the two alleles of every call (samples x variants x 2, int8 in {0, 1}, summing to ``G``).
     """
 
     modality: ClassVar[str] = "genotype"
@@ -201,9 +202,12 @@ class GenotypeData(_Base):
     labels: np.ndarray | None = None
     phenotypes: object | None = None
     meta: dict = field(default_factory=dict)
+    haplotypes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.G = np.asarray(self.G, dtype=np.int8)
+        if self.haplotypes is not None:
+            self.haplotypes = np.asarray(self.haplotypes, dtype=np.int8)
         self.samples = _as_str_array(self.samples, "sample ids")
         self.labels = _check_labels(self.labels, len(self.samples))
 
@@ -223,6 +227,12 @@ class GenotypeData(_Base):
             raise OmigenInputError(f"genotype {int(self.G[i, j])} at sample {self.samples[i]!r}, "
                                    f"variant {j}; dosages must be 0, 1 or 2")
         _unique(self.samples, "sample ids")
+        H = self.haplotypes
+        if H is not None:
+            if H.shape != (*self.G.shape, 2):
+                raise OmigenInputError(f"haplotypes shape {H.shape} does not match genotypes {self.G.shape} x 2")
+            if ((H < 0) | (H > 1)).any() or not np.array_equal(H.sum(axis=2, dtype=np.int8), self.G):
+                raise OmigenInputError("haplotypes must be 0/1 alleles that sum to the dosages")
         return self
 
     def subset(self, index) -> "GenotypeData":
@@ -232,7 +242,8 @@ class GenotypeData(_Base):
         if ph is not None:
             ph = ph.iloc[index] if index.dtype != bool else ph[index]
         return replace(self, G=self.G[index], samples=self.samples[index], phenotypes=ph,
-                       labels=None if self.labels is None else self.labels[index])
+                       labels=None if self.labels is None else self.labels[index],
+                       haplotypes=None if self.haplotypes is None else self.haplotypes[index])
 
     def features(self) -> np.ndarray:
         """Dosages as float32."""

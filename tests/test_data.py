@@ -59,6 +59,17 @@ def test_genotype_domain_and_variant_table():
         GenotypeData(G=[[0, 1]], samples=["i1"], variants=variants[["id", "pos"]]).validate()
 
 
+def test_genotype_haplotypes_must_sum_to_the_dosages_and_follow_subsets():
+    variants = pd.DataFrame({"id": ["v1", "v2"], "chrom": "22", "pos": [10, 20], "ref": "A", "alt": "G"})
+    H = [[[0, 0], [1, 0]], [[1, 1], [0, 1]]]
+    g = GenotypeData(G=[[0, 1], [2, 1]], samples=["i1", "i2"], variants=variants, haplotypes=H).validate()
+    assert g.subset(np.array([False, True])).haplotypes.tolist() == [[[1, 1], [0, 1]]]
+    with pytest.raises(OmigenInputError, match="sum to the dosages"):
+        GenotypeData(G=[[0, 2], [2, 1]], samples=["i1", "i2"], variants=variants, haplotypes=H).validate()
+    with pytest.raises(OmigenInputError, match="does not match"):
+        GenotypeData(G=[[0, 1], [2, 1]], samples=["i1", "i2"], variants=variants, haplotypes=H[:1]).validate()
+
+
 def test_split_is_seeded_and_stratified():
     d = ExpressionData(X=np.random.default_rng(0).normal(size=(40, 2)), genes=["a", "b"],
                        samples=[f"s{i}" for i in range(40)], labels=["x"] * 30 + ["y"] * 10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -193,6 +195,15 @@ def _toy(n_per: int = 120, seed: int = 0):
     return G, pops
 
 
+def _toy_haplotypes(n_per: int = 120, seed: int = 0):
+    """:func:`_toy`'s individuals as their two haplotypes (2 x individuals, 16 SNPs), with their populations."""
+    rng = np.random.default_rng(seed)
+    pops = np.repeat([0, 1], n_per)
+    p = np.where(pops[:, None] == 0, [0.2, 0.8, 0.2, 0.8], [0.8, 0.2, 0.8, 0.2])
+    haps = (rng.random((2, 2 * n_per, 4)) < p[None]).astype(np.int8)
+    return np.repeat(haps.reshape(4 * n_per, 4), 4, axis=1), np.concatenate([pops, pops])
+
+
 def _cfg(kind: str):
     if kind == "diffusion":
         return DiffusionModelConfig(dim=32, layers=1, heads=2, timesteps=20, sample_steps=20, max_tokens=4,
@@ -232,6 +243,34 @@ def test_each_family_learns_population_frequencies_and_ld(kind, steps):
     within = np.mean([(S[:, 4 * b] == S[:, 4 * b + j]).mean() for b in range(4) for j in range(1, 4)])
     # The short GAN run learns the least LD (as the GAN of the genotype literature does).
     assert within > {"diffusion": 0.75, "vae": 0.6, "gan": 0.55}[kind], (kind, within)
+
+
+def test_haplotype_diffusion_pairs_two_learned_haplotypes_in_hardy_weinberg_proportions():
+    H, pops = _toy_haplotypes()
+    cfg = replace(_cfg("diffusion"), haplotypes=True)
+    info = {"n_snps": 16, "positions": list(range(1000, 17000, 1000)), "n_classes": 2, "phenotype": False, "G": H}
+    torch.manual_seed(0)
+    model = builder("diffusion")(cfg, info)
+    assert model.process.K == 2 and model.denoiser.out.out == 2
+    data = (torch.from_numpy(H).long(), torch.from_numpy(pops).long(), torch.full((len(H),), float("nan")))
+    trainer = Trainer(model, data, TrainConfig(steps=250, batch_size=48, lr=3e-3, ema_decay=0.9, progress=False,
+                                               log_every=0), device="cpu")
+    trainer.fit()
+    y = torch.tensor([0] * 150 + [1] * 150)
+    S = trainer.ema.sample(300, 16, y, None, steps=10, generator=torch.Generator().manual_seed(1)).numpy()
+    again = trainer.ema.sample(300, 16, y, None, steps=10, generator=torch.Generator().manual_seed(1)).numpy()
+    assert np.array_equal(S, again) and set(np.unique(S)) <= {0, 1, 2}
+    for k in (0, 1):
+        real = H[pops == k].mean(0)
+        syn = S[y.numpy() == k] / 2
+        assert np.abs(real - syn.mean(0)).max() < 0.2, (k, real.round(2), syn.mean(0).round(2))
+        # Two independent haplotypes give heterozygotes at 2pq (F = 0); summing one haplotype twice gives
+        # none (F = 1) and a per-SNP choice of the middle state gives too many (F < 0).
+        p = syn.mean(0)
+        f = 1 - (S[y.numpy() == k] == 1).mean(0).sum() / (2 * p * (1 - p)).sum()
+        assert abs(f) < 0.15, (k, f)
+    within = np.mean([(S[:, 4 * b] == S[:, 4 * b + j]).mean() for b in range(4) for j in range(1, 4)])
+    assert within > 0.75, within
 
 
 def test_conditional_vae_follows_the_phenotype():

@@ -39,6 +39,26 @@ def vcf(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def phased_vcf(tmp_path_factory):
+    """The same design as :func:`vcf`, written phased: each individual's two haplotypes are known."""
+    rng = np.random.default_rng(1)
+    n, m = 60, 30
+    pops = np.repeat(["A", "B"], n // 2).astype(object)
+    p = np.where(pops[:, None] == "A", 0.3, 0.6)
+    H = rng.binomial(1, np.broadcast_to(p[:, :, None], (n, m, 2))).astype(np.int8)
+    pheno = H[:, 3].sum(1) + (pops == "B") * 2.0 + 0.1 * rng.standard_normal(n)
+    samples = np.array([f"ind{i}" for i in range(n)], dtype=object)
+    variants = pd.DataFrame({"id": [f"rs{i}" for i in range(m)], "chrom": "chr1",
+                             "pos": np.arange(m) * 1000 + 5000, "ref": "A", "alt": "G"})
+    data = GenotypeData(G=H.sum(2), samples=samples, variants=variants, labels=pops, haplotypes=H,
+                        phenotypes=pd.DataFrame({"population": pops, "phenotype": pheno}, index=samples.astype(str)),
+                        meta={"label_column": "population"})
+    path = tmp_path_factory.mktemp("phased") / "toy.vcf"
+    save(data, path)
+    return path
+
+
 @pytest.mark.parametrize("model", ["diffusion", "vae", "gan"])
 def test_each_model_runs_and_writes_a_vcf_with_the_input_sites(vcf, tmp_path, model):
     out = tmp_path / "run"
@@ -87,6 +107,26 @@ def test_diffusion_with_skip_path_reloads_for_sampling(vcf, tmp_path):
     assert model.denoiser.skip is not None and model.denoiser.skip.table.abs().sum() > 0  # trained, and saved
     a, b = sample(out, 8, seed=1), sample(out, 8, seed=1)
     assert np.array_equal(a.G, b.G) and a.G.shape == (8, result.synthetic.G.shape[1])
+
+
+def test_haplotype_diffusion_writes_phased_genomes_and_reloads(phased_vcf, tmp_path):
+    out = tmp_path / "run"
+    sets = {**_TINY, "model": "diffusion", "data": str(phased_vcf),
+            "diffusion": {**_TINY["diffusion"], "haplotypes": True}}
+    result, _ = run_pipeline("genotype", out_dir=out, sets=sets, progress=False)
+    written = read_vcf(out / "synthetic.vcf")
+    assert written.meta["haplotypes"] and np.array_equal(written.haplotypes, result.synthetic.haplotypes)
+    assert np.array_equal(written.G, result.synthetic.G) and len(written) == 12
+    model, _, info, _, _ = load_run(out)
+    assert info["haplotypes"] and model.haplotypes and model.process.states == 2
+    a, b = sample(out, 8, seed=1), sample(out, 8, seed=1)
+    assert np.array_equal(a.haplotypes, b.haplotypes) and a.G.shape == (8, 30)
+
+
+def test_haplotype_diffusion_on_unphased_input_is_a_user_error(vcf, tmp_path):
+    sets = {**_TINY, "model": "diffusion", "data": str(vcf), "diffusion": {**_TINY["diffusion"], "haplotypes": True}}
+    with pytest.raises(OmigenInputError, match="diffusion.haplotypes needs phased genotypes"):
+        run_pipeline("genotype", out_dir=tmp_path / "run", sets=sets, progress=False)
 
 
 def test_unknown_model_is_a_user_error(vcf, tmp_path):

@@ -64,6 +64,25 @@ def test_sites_without_gt_are_skipped(tmp_path):
     assert d.meta["skipped"]["no_gt"] == 1
 
 
+def test_phased_input_keeps_haplotypes(tmp_path):
+    # Unphased homozygous calls carry no phase, so they do not stop the haplotypes.
+    text = HEADER + "1\t10\trs1\tA\tG\t.\tPASS\t.\tGT\t0|1\t1/1\t1|0\n" \
+                    "1\t20\trs2\tA\tG\t.\tPASS\t.\tGT\t1|1\t0|1\t0/0\n"
+    d = read_vcf(write(tmp_path / "p.vcf", text))
+    assert d.meta["haplotypes"] is True
+    assert d.haplotypes.tolist() == [[[0, 1], [1, 1]], [[1, 1], [0, 1]], [[1, 0], [0, 0]]]
+    assert np.array_equal(d.haplotypes.sum(2), d.G)
+
+
+def test_one_unphased_heterozygote_or_an_imputed_call_drops_the_haplotypes(tmp_path):
+    assert read_vcf(write(tmp_path / "e.vcf", EDGE)).haplotypes is None  # rs4's 1/0
+    phased_missing = MISSING.replace("/", "|")
+    d = read_vcf(write(tmp_path / "m.vcf", phased_missing), missing="drop-variant")
+    assert d.meta["haplotypes"] is True and d.haplotypes[:, 0].tolist() == [[0, 1], [1, 1], [0, 0]]
+    d = read_vcf(write(tmp_path / "m2.vcf", phased_missing), missing="impute-mode")
+    assert d.haplotypes is None and d.meta["haplotypes"] is False
+
+
 def test_missing_calls_error_names_the_first(tmp_path):
     with pytest.raises(OmigenInputError, match=r"m.vcf: 5 missing .*sample 'a', 1:20"):
         read_vcf(write(tmp_path / "m.vcf", MISSING))
@@ -190,6 +209,20 @@ def test_round_trip(tmp_path, name):
         assert [b[9:] for b in body] == [["0/1", "1/1", "0/0"], ["0/1", "0/0", "1/1"], ["0/1", "1/1", "0/1"]]
         assert "##contig=<ID=1,length=1000>" in path.read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("name", ["phased.vcf", "phased.bcf"])
+def test_haplotypes_are_written_phased_and_read_back(tmp_path, name):
+    text = HEADER + "1\t10\trs1\tA\tG\t.\tPASS\t.\tGT\t0|1\t1|1\t1|0\n" \
+                    "1\t20\trs2\tA\tG\t.\tPASS\t.\tGT\t1|0\t0|0\t0|1\n"
+    d = read_vcf(write(tmp_path / "in.vcf", text))
+    path = tmp_path / name
+    save(d, path)
+    back = read_vcf(path)
+    assert back.meta["phased_calls"] == 6 and np.array_equal(back.haplotypes, d.haplotypes)
+    if name.endswith(".vcf"):
+        body = [ln.split("\t")[9:] for ln in path.read_text().splitlines() if not ln.startswith("#")]
+        assert body == [["0|1", "1|1", "1|0"], ["1|0", "0|0", "0|1"]]
 
 
 def test_written_synthetic_names_and_domain(tmp_path):

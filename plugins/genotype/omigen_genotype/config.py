@@ -48,7 +48,9 @@ class DiffusionModelConfig(PatchConfig):
     genomes recovers, at twice the sampling cost), ``temperature`` divides the x0 log-probabilities at
     every sampling step (above 1 spreads the synthetic genomes apart; 1: the model as trained). ``skip``
     adds a per-SNP path from each SNP's noisy state to its own x0 logits, which the patch tokens are too
-    narrow to carry (see :class:`omigen_genotype.denoiser.SnpSkip`).
+    narrow to carry (see :class:`omigen_genotype.denoiser.SnpSkip`). ``haplotypes`` (phased input only)
+    learns and draws haplotypes, two per synthetic individual, and adds them into dosages (see
+    :class:`omigen_genotype.d3pm.GenotypeD3PM`).
     """
 
     transition: str = "uniform"
@@ -64,6 +66,7 @@ class DiffusionModelConfig(PatchConfig):
     max_tokens: int = 64
     temperature: float = 1.0
     skip: bool = False
+    haplotypes: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -38,26 +38,27 @@ def cosine_abar(timesteps: int, s: float = 0.008) -> np.ndarray:
 
 
 class DiscreteDiffusion(nn.Module):
-    """The forward process, posteriors and loss of D3PM over ``K`` states (3, plus a mask if absorbing)."""
+    """The forward process, posteriors and loss of D3PM over ``K`` states (``states``: 3 dosages or 2
+    alleles, plus a mask if absorbing)."""
 
-    def __init__(self, timesteps: int, transition: str = "uniform") -> None:
+    def __init__(self, timesteps: int, transition: str = "uniform", states: int = STATES) -> None:
         super().__init__()
         if transition not in ("uniform", "absorbing"):
             raise ValueError(f"unknown transition {transition!r}")
-        self.T, self.transition = int(timesteps), transition
-        self.K = STATES + (transition == "absorbing")
+        self.T, self.transition, self.states = int(timesteps), transition, int(states)
+        self.K = self.states + (transition == "absorbing")
         self.register_buffer("abar", torch.tensor(cosine_abar(timesteps), dtype=torch.float32))
 
     @property
     def mask(self) -> int:
         """Index of the masked state (absorbing only)."""
-        return STATES
+        return self.states
 
     def _pad(self, p0: Tensor) -> Tensor:
         return F.pad(p0, (0, self.K - p0.shape[-1]))
 
     def marginal(self, a: Tensor, p0: Tensor) -> Tensor:
-        """``q(x_t | x_0)`` over the K states for a distribution ``p0`` ``(B, n, 3)`` of x0 and kept fraction ``a`` ``(B,)``."""
+        """``q(x_t | x_0)`` over the K states for a distribution ``p0`` ``(B, n, states)`` of x0 and kept fraction ``a`` ``(B,)``."""
         a = a.view(-1, 1, 1)
         p = a * self._pad(p0)
         if self.transition == "uniform":
@@ -81,7 +82,7 @@ class DiscreteDiffusion(nn.Module):
 
     def q_sample(self, x0: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``x_t ~ q(x_t | x_0)``."""
-        probs = self.marginal(self.abar[t], F.one_hot(x0.long(), STATES).float())
+        probs = self.marginal(self.abar[t], F.one_hot(x0.long(), self.states).float())
         return categorical(probs.clamp_min(_TINY).log(), generator)
 
     def prior(self, shape: tuple[int, int], device: torch.device, generator: torch.Generator | None) -> Tensor:
@@ -101,7 +102,7 @@ class DiscreteDiffusion(nn.Module):
         logits = denoiser(xt, t, y, z)
         logp0 = F.log_softmax(logits.float(), -1)
         ce = F.nll_loss(logp0.transpose(1, 2), x0, reduction="none").mean(1)  # (B,)
-        onehot = F.one_hot(x0, STATES).float()
+        onehot = F.one_hot(x0, self.states).float()
         q = F.log_softmax(self.posterior_logits(xt, t, t - 1, onehot), -1)
         p = F.log_softmax(self.posterior_logits(xt, t, t - 1, logp0.exp()), -1)
         kl = (q.exp() * (q - p)).sum(-1).mean(1)
@@ -125,16 +126,22 @@ def step_schedule(timesteps: int, steps: int) -> list[int]:
 class GenotypeD3PM(nn.Module):
     """D3PM model of genotypes: a :class:`DiscreteDiffusion` process and an x0-predicting denoiser.
 
-    ``loss(x, y, z)`` takes dosages ``x`` ``(B, n)``, population indices ``y`` and standardised phenotypes
+    ``loss(x, y, z)`` takes rows ``x`` ``(B, n)``, population indices ``y`` and standardised phenotypes
     ``z`` (``-1`` / NaN: no condition) and drops conditions with probability ``cond_drop`` for classifier-free
     guidance; ``sample`` runs the ancestral sampler.
+
+    With ``haplotypes`` the rows are haplotypes (0/1 alleles, each labelled with its carrier's conditions)
+    and ``sample`` draws two haplotypes per individual under the same conditions and adds them: the
+    dosage of a heterozygote then comes from pairing two whole haplotypes, as in a real genome, rather
+    than from a per-SNP choice of the middle state.
     """
 
     def __init__(self, denoiser: nn.Module, timesteps: int, transition: str = "uniform", hybrid_lambda: float = 0.01,
-                 cond_drop: float = 0.1) -> None:
+                 cond_drop: float = 0.1, haplotypes: bool = False) -> None:
         super().__init__()
         self.denoiser = denoiser
-        self.process = DiscreteDiffusion(timesteps, transition)
+        self.haplotypes = bool(haplotypes)
+        self.process = DiscreteDiffusion(timesteps, transition, 2 if self.haplotypes else STATES)
         self.hybrid_lambda, self.cond_drop = hybrid_lambda, cond_drop
 
     def loss(self, x: Tensor, y: Tensor | None = None, z: Tensor | None = None) -> dict[str, Tensor]:
@@ -158,10 +165,31 @@ class GenotypeD3PM(nn.Module):
         """``n`` genotype vectors ``(n, n_snps)`` (long, 0/1/2) by ancestral sampling over ``steps`` steps.
 
         ``temperature`` divides the (guided) x0 log-probabilities at every step; above 1 spreads the samples
-        apart.
+        apart. A haplotype model draws ``2 n`` haplotypes (individual ``i`` gets rows ``i`` and ``n + i``,
+        both under its conditions) and returns their sums.
         """
+        if self.haplotypes:
+            return self.sample_haplotypes(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature).sum(-1)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        return self._ancestral(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature)
+
+    @torch.no_grad()
+    def sample_haplotypes(self, n: int, n_snps: int, y: Tensor | None = None, z: Tensor | None = None,
+                          steps: int = 50, guidance: float = 0.0, generator: torch.Generator | None = None,
+                          batch_size: int = 256, temperature: float = 1.0) -> Tensor:
+        """The two haplotypes ``(n, n_snps, 2)`` (long, 0/1) of ``n`` individuals, from a haplotype model."""
+        if not self.haplotypes:
+            raise ValueError("this model generates dosages, not haplotypes")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        y2 = None if y is None else torch.cat([y, y])
+        z2 = None if z is None else torch.cat([z, z])
+        h = self._ancestral(2 * n, n_snps, y2, z2, steps, guidance, generator, batch_size, temperature)
+        return torch.stack([h[:n], h[n:]], dim=-1)
+
+    def _ancestral(self, n: int, n_snps: int, y: Tensor | None, z: Tensor | None, steps: int, guidance: float,
+                   generator: torch.Generator | None, batch_size: int, temperature: float) -> Tensor:
         device = self.process.abar.device
         schedule = step_schedule(self.process.T, steps)
         parts = []
@@ -189,10 +217,11 @@ def build(cfg: Any, info: dict) -> GenotypeD3PM:
     """A :class:`GenotypeD3PM` for the data described by ``info`` (see :func:`omigen_genotype.pipeline.data_info`)."""
     from omigen_genotype.denoiser import PatchTransformer
 
-    in_states = STATES + (cfg.transition == "absorbing")
+    states = 2 if cfg.haplotypes else STATES
+    in_states = states + (cfg.transition == "absorbing")
     den = PatchTransformer(info["n_snps"], np.asarray(info["positions"]), in_states, info["n_classes"],
                            info["phenotype"], dim=cfg.dim, layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout,
-                           patch=cfg.patch_size, max_tokens=cfg.max_tokens, skip=cfg.skip)
-    if info.get("G") is not None:
+                           patch=cfg.patch_size, max_tokens=cfg.max_tokens, skip=cfg.skip, out_states=states)
+    if info.get("G") is not None:  # the training rows: dosages, or alleles for a haplotype model
         den.out.init_frequencies(np.asarray(info["G"]))
-    return GenotypeD3PM(den, cfg.timesteps, cfg.transition, cfg.hybrid_lambda, cfg.cond_drop)
+    return GenotypeD3PM(den, cfg.timesteps, cfg.transition, cfg.hybrid_lambda, cfg.cond_drop, cfg.haplotypes)

@@ -139,13 +139,13 @@ class SnpSkip(nn.Module):
     ``in_states x 3`` table of logits (initialised to zero, so training starts from the token path alone).
     """
 
-    def __init__(self, n_snps: int, in_states: int, dim: int) -> None:
+    def __init__(self, n_snps: int, in_states: int, dim: int, out_states: int = STATES) -> None:
         super().__init__()
-        self.table = nn.Parameter(torch.zeros(n_snps, in_states, STATES))
+        self.table = nn.Parameter(torch.zeros(n_snps, in_states, out_states))
         self.gate = nn.Linear(dim, 1)
 
     def forward(self, x: Tensor, time: Tensor) -> Tensor:
-        """Logits ``(B, n, 3)`` for states ``x`` ``(B, n)`` and time features ``time`` ``(B, dim)``."""
+        """Logits ``(B, n, out_states)`` for states ``x`` ``(B, n)`` and time features ``time`` ``(B, dim)``."""
         snp = torch.arange(x.shape[1], device=x.device)
         return self.table[snp[None], x.long()] * self.gate(time)[:, :, None]
 
@@ -153,15 +153,17 @@ class SnpSkip(nn.Module):
 class PatchTransformer(nn.Module):
     """x0-predicting denoiser: patch tokens + learned and genomic-position encodings, time and condition
     embeddings added to every token, a pre-norm transformer encoder along the chromosome, per-SNP logits,
-    and optionally (``skip``) a per-SNP path from each SNP's noisy state to its own logits."""
+    and optionally (``skip``) a per-SNP path from each SNP's noisy state to its own logits.
+
+    ``out_states`` is 3 for dosages and 2 for haplotypes (alleles)."""
 
     def __init__(self, n_snps: int, positions: np.ndarray, in_states: int, n_classes: int, phenotype: bool,
                  dim: int = 128, layers: int = 3, heads: int = 4, dropout: float = 0.0, patch: int = 0,
-                 max_tokens: int = 128, skip: bool = False) -> None:
+                 max_tokens: int = 128, skip: bool = False, out_states: int = STATES) -> None:
         super().__init__()
         size = patch_size(n_snps, patch, max_tokens)
         self.inp = PatchIn(n_snps, size, in_states, dim)
-        self.out = PatchOut(n_snps, size, dim)
+        self.out = PatchOut(n_snps, size, dim, out_states)
         tokens = self.inp.tokens
         self.register_buffer("genomic", sinusoidal(torch.from_numpy(patch_positions(positions, size, tokens)),
                                                    dim, scale=2000.0))
@@ -172,11 +174,11 @@ class PatchTransformer(nn.Module):
                                            activation="gelu", batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
-        self.skip = SnpSkip(n_snps, in_states, dim) if skip else None
+        self.skip = SnpSkip(n_snps, in_states, dim, out_states) if skip else None
         self.in_states, self.dim = in_states, dim
 
     def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """Logits of x0 ``(B, n, 3)`` from states ``x`` ``(B, n)`` at timesteps ``t`` ``(B,)``."""
+        """Logits of x0 ``(B, n, out_states)`` from states ``x`` ``(B, n)`` at timesteps ``t`` ``(B,)``."""
         b = x.shape[0]
         h = self.inp(F.one_hot(x.long(), self.in_states).float())
         h = h + self.pos + self.genomic

@@ -59,7 +59,9 @@ def first_snps(data, k: int):
     """``data`` restricted to its first ``k`` SNPs (0: unchanged)."""
     if not k or k >= data.G.shape[1]:
         return data
-    return replace(data, G=np.ascontiguousarray(data.G[:, :k]), variants=data.variants.iloc[:k].reset_index(drop=True))
+    H = None if data.haplotypes is None else np.ascontiguousarray(data.haplotypes[:, :k])
+    return replace(data, G=np.ascontiguousarray(data.G[:, :k]), variants=data.variants.iloc[:k].reset_index(drop=True),
+                   haplotypes=H)
 
 
 def split(data, fraction: float, seed: int):
@@ -81,7 +83,14 @@ def _phenotype_values(data, column: str) -> np.ndarray | None:
 
 
 def data_info(train, cfg: GenotypeConfig) -> dict[str, Any]:
-    """What a model is built from and a sampler needs (JSON-able): SNPs, positions, classes, phenotype stats."""
+    """What a model is built from and a sampler needs (JSON-able): SNPs, positions, classes, phenotype stats,
+    and whether the model learns haplotypes (which needs phased input)."""
+    haplotypes = cfg.model == "diffusion" and cfg.diffusion.haplotypes
+    if haplotypes and train.haplotypes is None:
+        source = cfg.data or "the input"
+        raise OmigenInputError(f"diffusion.haplotypes needs phased genotypes, and {source} has unphased "
+                               "heterozygous calls (or imputed missing calls); phase it first (e.g. with "
+                               "SHAPEIT or Beagle) or leave diffusion.haplotypes off")
     classes = train.classes if (cfg.condition and train.labels is not None) else []
     values = _phenotype_values(train, cfg.phenotype) if cfg.condition else None
     info: dict[str, Any] = {
@@ -91,6 +100,7 @@ def data_info(train, cfg: GenotypeConfig) -> dict[str, Any]:
         "label_column": cfg.population if train.labels is not None else "",
         "class_counts": {str(k): int(v) for k, v in train.label_counts().items() if k is not None},
         "contigs": {str(k): int(v) for k, v in (train.meta.get("contigs") or {}).items()},
+        "haplotypes": bool(haplotypes),
     }
     if values is not None:
         ok = np.isfinite(values)
@@ -103,11 +113,21 @@ def data_info(train, cfg: GenotypeConfig) -> dict[str, Any]:
     return info
 
 
+def training_rows(data, info: dict[str, Any]) -> np.ndarray:
+    """What the model learns, one row per training example: dosages (individuals x SNPs), or for a
+    haplotype model every individual's first haplotypes, then their second ones (2 individuals x SNPs)."""
+    if info.get("haplotypes"):
+        return np.concatenate([data.haplotypes[:, :, 0], data.haplotypes[:, :, 1]])
+    return data.G
+
+
 def tensors(data, info: dict[str, Any]):
-    """``(dosages, population index, standardised phenotype)`` tensors for the trainer."""
+    """``(rows, population index, standardised phenotype)`` tensors for the trainer (see :func:`training_rows`;
+    a haplotype carries its individual's conditions)."""
     import torch
 
-    x = torch.from_numpy(data.G.astype(np.int64))
+    rows = training_rows(data, info)
+    x = torch.from_numpy(rows.astype(np.int64))
     if info["n_classes"]:
         y = torch.from_numpy(_class_index(info["classes"], data.labels))
     else:
@@ -117,6 +137,8 @@ def tensors(data, info: dict[str, Any]):
         z = torch.from_numpy(((v - info["phenotype_mean"]) / info["phenotype_sd"]).astype(np.float32))
     else:
         z = torch.full((len(data),), float("nan"))
+    if len(rows) != len(data):
+        y, z = torch.cat([y, y]), torch.cat([z, z])
     return x, y, z
 
 
@@ -154,6 +176,7 @@ def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], 
     """Synthetic :class:`GenotypeData` with ``counts[label]`` individuals per label, deterministic in ``seed``.
 
     ``steps``, ``guidance`` and ``temperature`` are the diffusion model's sampling options (None: 50, 0, 1).
+    A haplotype model's individuals keep their two haplotypes (``haplotypes``; written as phased VCF).
     """
     import pandas as pd
     import torch
@@ -164,9 +187,15 @@ def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], 
     gen = torch.Generator().manual_seed(int(seed))
     model.eval()
     n = len(labels)
+    H = None
     if kind == "diffusion":
-        G = model.sample(n, info["n_snps"], y, z, steps=steps or 50, guidance=guidance or 0.0,
-                         temperature=temperature or 1.0, generator=gen)
+        options = dict(steps=steps or 50, guidance=guidance or 0.0, temperature=temperature or 1.0, generator=gen)
+        if info.get("haplotypes"):
+            H = model.sample_haplotypes(n, info["n_snps"], y, z, **options)
+            G = H.sum(-1)
+            H = H.cpu().numpy().astype(np.int8)
+        else:
+            G = model.sample(n, info["n_snps"], y, z, **options)
     else:
         G = model.sample(n, y, z, generator=gen)
     ids = np.asarray([f"syn_{i + 1:06d}" for i in range(n)], dtype=object)
@@ -179,7 +208,7 @@ def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], 
     meta = {"label_column": info["label_column"] or None, "contigs": dict(info.get("contigs") or {})}
     return GenotypeData(G=G.cpu().numpy().astype(np.int8), samples=ids, variants=sites,
                         labels=np.asarray(labels, dtype=object) if info["n_classes"] else None,
-                        phenotypes=phenotypes, meta=meta).validate()
+                        phenotypes=phenotypes, meta=meta, haplotypes=H).validate()
 
 
 def _sections(train, test, synthetic, seed: int) -> list:
@@ -217,7 +246,7 @@ def run(ctx):
         train, test = split(data, cfg.test_fraction, ctx.seed)
         info = data_info(train, cfg)
     build = builder(cfg.model)
-    model = build(cfg.model_config(), {**info, "G": train.G, "steps": cfg.steps})
+    model = build(cfg.model_config(), {**info, "G": training_rows(train, info), "steps": cfg.steps})
     if ctx.is_main:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
     train_cfg = for_run(cfg.train, progress=ctx.progress, steps=cfg.steps, default_steps=GenotypeConfig().train.steps)

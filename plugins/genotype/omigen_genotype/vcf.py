@@ -4,6 +4,8 @@ Reading (:func:`read_vcf`, through cyvcf2/htslib, so ``.vcf``, bgzipped ``.vcf.g
 
 - kept: sites with one ALT allele where REF and ALT are single bases (A, C, G, T) and every call is
   diploid; phased (``0|1``) and unphased (``0/1``) calls are read alike, as the number of ALT alleles.
+  When every heterozygous call kept is phased and none was imputed, the two alleles of each call are
+  kept too (``GenotypeData.haplotypes``, ``meta["haplotypes"]``), for models that generate haplotypes.
 - skipped and counted in ``meta["skipped"]``: ``multiallelic`` sites, ``non_snp`` sites (indels, MNPs,
   symbolic alleles such as ``<DEL>``), ``no_alt`` sites (ALT ``.``), ``non_diploid`` sites (any
   haploid or polyploid call, e.g. chrX in males) and ``no_gt`` sites (no GT field).
@@ -20,7 +22,7 @@ Reading (:func:`read_vcf`, through cyvcf2/htslib, so ``.vcf``, bgzipped ``.vcf.g
 
 Writing (:func:`write_vcf`): a VCF 4.2 file with the same sites, IDs, REF/ALT and positions as the
 data's variant table, the data's (synthetic) sample names and unphased genotypes ``0/0``, ``0/1``,
-``1/1``; plain text, bgzipped when the name ends in ``.gz``/``.bgz``, or BCF for ``.bcf``. Phenotypes
+``1/1`` (phased ``0|1`` and ``1|0`` when the data hold haplotypes); plain text, bgzipped when the name ends in ``.gz``/``.bgz``, or BCF for ``.bcf``. Phenotypes
 and the label go to the ``<base>.phenotypes.tsv`` sidecar (:func:`phenotype_path`), which the reader
 picks up again. Both files are written atomically.
 
@@ -54,6 +56,7 @@ SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
 _BASES = frozenset("ACGT")
 #: VCF genotype strings by dosage.
 _GT = np.array(["0/0", "0/1", "1/1"], dtype=object)
+_PHASED_GT = np.array(["0|0", "0|1", "1|0", "1|1"], dtype=object)  # indexed by 2 * first + second allele
 
 
 def _base(path: Path) -> str:
@@ -121,12 +124,16 @@ def _contigs(vcf) -> dict[str, int]:
         return {}
 
 
-def _scan(vcf, path: Path) -> tuple[np.ndarray, list[tuple], dict[str, int], int]:
-    """Dosage matrix (samples x kept sites, -1 = missing), site rows, skip counts, phased calls."""
+def _scan(vcf, path: Path) -> tuple[np.ndarray, list[tuple], dict[str, int], int, np.ndarray | None]:
+    """Dosage matrix (samples x kept sites, -1 = missing), site rows, skip counts, phased calls, and the
+    alleles (samples x sites x 2) with a per-site flag that every heterozygous call there is phased
+    (None when no site is)."""
     skipped = {"multiallelic": 0, "non_snp": 0, "no_alt": 0, "non_diploid": 0, "no_gt": 0}
     columns: list[np.ndarray] = []
+    haps: list[np.ndarray] = []
     sites: list[tuple] = []
     phased = 0
+    all_phased = True
     try:
         for v in vcf:
             alts = v.ALT
@@ -156,12 +163,17 @@ def _scan(vcf, path: Path) -> tuple[np.ndarray, list[tuple], dict[str, int], int
             dosage[(alleles < 0).any(axis=1)] = -1
             columns.append(dosage.astype(np.int8))
             phased += int(arr[:, 2].sum())
+            if all_phased:  # homozygous calls need no phase; one unphased heterozygote ends the haplotypes
+                het = alleles[:, 0] != alleles[:, 1]
+                all_phased = bool(arr[het, 2].all())
+                haps.append(alleles.astype(np.int8) if all_phased else None)
             sites.append((v.ID or f"{v.CHROM}:{v.POS}:{ref}:{alt}", str(v.CHROM), int(v.POS), ref, alt))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise OmigenInputError(f"{path.name}: malformed VCF record ({exc})") from None
     n = len(vcf.samples)
     G = np.stack(columns, axis=1) if columns else np.zeros((n, 0), dtype=np.int8)
-    return G, sites, skipped, phased
+    H = np.stack(haps, axis=1) if (all_phased and haps) else None
+    return G, sites, skipped, phased, H
 
 
 def _apply_missing(G: np.ndarray, keep: np.ndarray, policy: str, path: Path, samples, sites) -> tuple[np.ndarray, dict]:
@@ -213,7 +225,7 @@ def read_vcf(path: str | Path, *, phenotypes: str | Path | None = None, label: s
     """Read a VCF/BCF into a validated :class:`omigen.data.GenotypeData` (see the module docstring).
 
     ``meta`` records ``source``, ``sites_read``, ``skipped`` (per reason), ``missing_calls``,
-    ``imputed_calls``, ``dropped_for_missing``, ``dropped_for_maf``, ``phased_calls``,
+    ``imputed_calls``, ``dropped_for_missing``, ``dropped_for_maf``, ``phased_calls``, ``haplotypes``,
     ``samples_without_phenotype``, ``phenotypes_without_sample``, ``label_column`` and ``contigs``.
     """
     import pandas as pd
@@ -235,7 +247,7 @@ def read_vcf(path: str | Path, *, phenotypes: str | Path | None = None, label: s
     samples = [str(s) for s in vcf.samples]
     contigs = _contigs(vcf)
     try:
-        G, sites, skipped, phased = _scan(vcf, p)
+        G, sites, skipped, phased, H = _scan(vcf, p)
     finally:
         vcf.close()
     meta: dict[str, Any] = {"source": str(p), "sites_read": len(sites) + sum(skipped.values()),
@@ -248,6 +260,7 @@ def read_vcf(path: str | Path, *, phenotypes: str | Path | None = None, label: s
         if rows.size == 0:
             raise OmigenInputError(f"{p.name}: no VCF sample has a phenotype row")
         G = G[rows]
+        H = None if H is None else H[rows]
     kept_samples = np.asarray(samples, dtype=object)[rows]
 
     keep = np.ones(G.shape[1], dtype=bool)
@@ -284,8 +297,14 @@ def read_vcf(path: str | Path, *, phenotypes: str | Path | None = None, label: s
     meta["label_column"] = label if labels is not None else None
     meta["contigs"] = {c: contigs.get(c, int(variants.loc[variants.chrom == c, "pos"].max()))
                        for c in variants["chrom"].unique()}
+    # Imputed calls have dosages but no alleles, so only fully phased, fully called input keeps haplotypes.
+    if H is not None and not info["imputed_calls"]:
+        H = np.ascontiguousarray(H[:, idx])
+    else:
+        H = None
+    meta["haplotypes"] = H is not None
     data = GenotypeData(G=np.ascontiguousarray(G[:, idx]), samples=kept_samples, variants=variants,
-                        labels=labels, phenotypes=ph, meta=meta)
+                        labels=labels, phenotypes=ph, meta=meta, haplotypes=H)
     return data.validate()
 
 
@@ -335,15 +354,21 @@ def _records(data: "GenotypeData", chunk: int = 1024):
     fixed = (v["chrom"].astype(str) + "\t" + v["pos"].astype(np.int64).astype(str) + "\t"
              + v["id"].astype(str).replace("", ".") + "\t" + v["ref"].astype(str) + "\t"
              + v["alt"].astype(str) + "\t.\tPASS\t.\tGT\t").to_numpy()
+    H = data.haplotypes
     for s in range(0, len(fixed), chunk):
-        calls = _GT[data.G[:, s:s + chunk].T.astype(np.intp)]  # sites x samples
+        if H is None:
+            calls = _GT[data.G[:, s:s + chunk].T.astype(np.intp)]  # sites x samples
+        else:
+            block = H[:, s:s + chunk].astype(np.intp)
+            calls = _PHASED_GT[(2 * block[..., 0] + block[..., 1]).T]
         yield "".join(head + "\t".join(row) + "\n" for head, row in zip(fixed[s:s + chunk], calls))
 
 
 def write_vcf(data: "GenotypeData", path: str | Path) -> Path:
     """Write ``data`` as a VCF (bgzipped for ``.gz``/``.bgz``, BCF for ``.bcf``), atomically.
 
-    Sites, IDs, REF/ALT and positions come from ``data.variants``; genotypes are written unphased.
+    Sites, IDs, REF/ALT and positions come from ``data.variants``; genotypes are written phased
+    (``0|1``) when ``data.haplotypes`` holds the alleles, else unphased.
     VCF text is written directly (through Biopython's BGZF writer when compressed); BCF goes
     through cyvcf2/htslib.
     """
