@@ -19,44 +19,40 @@ _TINY = {"steps": 15, "device": "cpu",
          "gan": {"hidden": 32, "latent": 4, "embed": 4, "max_tokens": 8, "n_critic": 2}}
 
 
-@pytest.fixture(scope="module")
-def vcf(tmp_path_factory):
-    """60 individuals of two populations, 30 SNPs; the phenotype follows SNP 3 and is shifted in population B."""
-    rng = np.random.default_rng(0)
+def _toy_vcf(folder, phased: bool):
+    """60 individuals of two populations, 30 SNPs; the phenotype follows SNP 3 and is shifted in population B.
+    ``phased`` draws each individual's two haplotypes and writes them phased."""
+    rng = np.random.default_rng(int(phased))
     n, m = 60, 30
     pops = np.repeat(["A", "B"], n // 2).astype(object)
     p = np.where(pops[:, None] == "A", 0.3, 0.6)
-    G = rng.binomial(2, np.broadcast_to(p, (n, m))).astype(np.int8)
+    if phased:
+        H = rng.binomial(1, np.broadcast_to(p[:, :, None], (n, m, 2))).astype(np.int8)
+        G = H.sum(2)
+    else:
+        H, G = None, rng.binomial(2, np.broadcast_to(p, (n, m))).astype(np.int8)
     pheno = G[:, 3] + (pops == "B") * 2.0 + 0.1 * rng.standard_normal(n)
     samples = np.array([f"ind{i}" for i in range(n)], dtype=object)
     variants = pd.DataFrame({"id": [f"rs{i}" for i in range(m)], "chrom": "chr1",
                              "pos": np.arange(m) * 1000 + 5000, "ref": "A", "alt": "G"})
-    data = GenotypeData(G=G, samples=samples, variants=variants, labels=pops,
+    data = GenotypeData(G=G, samples=samples, variants=variants, labels=pops, haplotypes=H,
                         phenotypes=pd.DataFrame({"population": pops, "phenotype": pheno}, index=samples.astype(str)),
                         meta={"label_column": "population"})
-    path = tmp_path_factory.mktemp("vcf") / "toy.vcf"
+    path = folder / "toy.vcf"
     save(data, path)
     return path
 
 
 @pytest.fixture(scope="module")
+def vcf(tmp_path_factory):
+    """The toy VCF, unphased."""
+    return _toy_vcf(tmp_path_factory.mktemp("vcf"), phased=False)
+
+
+@pytest.fixture(scope="module")
 def phased_vcf(tmp_path_factory):
-    """The same design as :func:`vcf`, written phased: each individual's two haplotypes are known."""
-    rng = np.random.default_rng(1)
-    n, m = 60, 30
-    pops = np.repeat(["A", "B"], n // 2).astype(object)
-    p = np.where(pops[:, None] == "A", 0.3, 0.6)
-    H = rng.binomial(1, np.broadcast_to(p[:, :, None], (n, m, 2))).astype(np.int8)
-    pheno = H[:, 3].sum(1) + (pops == "B") * 2.0 + 0.1 * rng.standard_normal(n)
-    samples = np.array([f"ind{i}" for i in range(n)], dtype=object)
-    variants = pd.DataFrame({"id": [f"rs{i}" for i in range(m)], "chrom": "chr1",
-                             "pos": np.arange(m) * 1000 + 5000, "ref": "A", "alt": "G"})
-    data = GenotypeData(G=H.sum(2), samples=samples, variants=variants, labels=pops, haplotypes=H,
-                        phenotypes=pd.DataFrame({"population": pops, "phenotype": pheno}, index=samples.astype(str)),
-                        meta={"label_column": "population"})
-    path = tmp_path_factory.mktemp("phased") / "toy.vcf"
-    save(data, path)
-    return path
+    """The toy VCF, phased: each individual's two haplotypes are known."""
+    return _toy_vcf(tmp_path_factory.mktemp("phased"), phased=True)
 
 
 @pytest.mark.parametrize("model", ["diffusion", "vae", "gan"])
