@@ -170,8 +170,6 @@ class GenotypeD3PM(nn.Module):
         """
         if self.haplotypes:
             return self.sample_haplotypes(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature).sum(-1)
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
         return self._ancestral(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature)
 
     @torch.no_grad()
@@ -181,8 +179,6 @@ class GenotypeD3PM(nn.Module):
         """The two haplotypes ``(n, n_snps, 2)`` (long, 0/1) of ``n`` individuals, from a haplotype model."""
         if not self.haplotypes:
             raise ValueError("this model generates dosages, not haplotypes")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
         y2 = None if y is None else torch.cat([y, y])
         z2 = None if z is None else torch.cat([z, z])
         h = self._ancestral(2 * n, n_snps, y2, z2, steps, guidance, generator, batch_size, temperature)
@@ -190,6 +186,8 @@ class GenotypeD3PM(nn.Module):
 
     def _ancestral(self, n: int, n_snps: int, y: Tensor | None, z: Tensor | None, steps: int, guidance: float,
                    generator: torch.Generator | None, batch_size: int, temperature: float) -> Tensor:
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         device = self.process.abar.device
         schedule = step_schedule(self.process.T, steps)
         parts = []

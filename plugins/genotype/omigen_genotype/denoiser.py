@@ -136,7 +136,7 @@ class SnpSkip(nn.Module):
     A patch token squeezes its SNPs into ``dim`` numbers, so the token path alone cannot copy a nearly clean
     input: without this path a 128-wide, 115-SNP-patch denoiser changed about 1% of the SNPs of a clean
     genome at the last step and kept only ~79% of its rare minor alleles. Each SNP gets its own
-    ``in_states x 3`` table of logits (initialised to zero, so training starts from the token path alone).
+    ``in_states x out_states`` table of logits (initialised to zero, so training starts from the token path alone).
     """
 
     def __init__(self, n_snps: int, in_states: int, dim: int, out_states: int = STATES) -> None:

@@ -137,7 +137,7 @@ def tensors(data, info: dict[str, Any]):
         z = torch.from_numpy(((v - info["phenotype_mean"]) / info["phenotype_sd"]).astype(np.float32))
     else:
         z = torch.full((len(data),), float("nan"))
-    if len(rows) != len(data):
+    if info.get("haplotypes"):
         y, z = torch.cat([y, y]), torch.cat([z, z])
     return x, y, z
 
