@@ -185,23 +185,21 @@ def test_proportional_counts_are_exact():
     assert sum(proportional({"x": 3, "y": 7}, 11).values()) == 11
 
 
-def _toy(n_per: int = 120, seed: int = 0):
-    """Two populations, 16 SNPs in 4 perfect-LD blocks of 4; block allele frequency 0.2 or 0.8 by population."""
-    rng = np.random.default_rng(seed)
-    pops = np.repeat([0, 1], n_per)
-    p = np.where(pops[:, None] == 0, [0.2, 0.8, 0.2, 0.8], [0.8, 0.2, 0.8, 0.2])
-    haps = (rng.random((2, 2 * n_per, 4)) < p[None]).astype(np.int8)
-    G = np.repeat(haps.sum(0), 4, axis=1)
-    return G, pops
-
-
 def _toy_haplotypes(n_per: int = 120, seed: int = 0):
-    """:func:`_toy`'s individuals as their two haplotypes (2 x individuals, 16 SNPs), with their populations."""
+    """Two populations, 16 SNPs in 4 perfect-LD blocks of 4; block allele frequency 0.2 or 0.8 by population.
+    Returns every individual's first haplotype, then every second one (2 x 2 n_per rows), with populations."""
     rng = np.random.default_rng(seed)
     pops = np.repeat([0, 1], n_per)
     p = np.where(pops[:, None] == 0, [0.2, 0.8, 0.2, 0.8], [0.8, 0.2, 0.8, 0.2])
     haps = (rng.random((2, 2 * n_per, 4)) < p[None]).astype(np.int8)
     return np.repeat(haps.reshape(4 * n_per, 4), 4, axis=1), np.concatenate([pops, pops])
+
+
+def _toy(n_per: int = 120, seed: int = 0):
+    """The individuals of :func:`_toy_haplotypes` as dosages (the sum of their two haplotypes)."""
+    H, pops = _toy_haplotypes(n_per, seed)
+    n = len(H) // 2
+    return H[:n] + H[n:], pops[:n]
 
 
 def _cfg(kind: str):

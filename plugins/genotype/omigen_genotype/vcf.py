@@ -22,8 +22,8 @@ Reading (:func:`read_vcf`, through cyvcf2/htslib, so ``.vcf``, bgzipped ``.vcf.g
 
 Writing (:func:`write_vcf`): a VCF 4.2 file with the same sites, IDs, REF/ALT and positions as the
 data's variant table, the data's (synthetic) sample names and unphased genotypes ``0/0``, ``0/1``,
-``1/1`` (phased ``0|1`` and ``1|0`` when the data hold haplotypes); plain text, bgzipped when the name ends in ``.gz``/``.bgz``, or BCF for ``.bcf``. Phenotypes
-and the label go to the ``<base>.phenotypes.tsv`` sidecar (:func:`phenotype_path`), which the reader
+``1/1`` (phased ``0|1`` and ``1|0`` when the data hold haplotypes); plain text, bgzipped when the name
+ends in ``.gz``/``.bgz``, or BCF for ``.bcf``. Phenotypes and the label go to the ``<base>.phenotypes.tsv`` sidecar (:func:`phenotype_path`), which the reader
 picks up again. Both files are written atomically.
 
 ``DATASETS`` holds the ``genotype-vcf`` format; its ``load(None)`` is the simulated default data of
@@ -126,8 +126,7 @@ def _contigs(vcf) -> dict[str, int]:
 
 def _scan(vcf, path: Path) -> tuple[np.ndarray, list[tuple], dict[str, int], int, np.ndarray | None]:
     """Dosage matrix (samples x kept sites, -1 = missing), site rows, skip counts, phased calls, and the
-    alleles (samples x sites x 2) with a per-site flag that every heterozygous call there is phased
-    (None when no site is)."""
+    alleles (samples x sites x 2), or None once any heterozygous call is unphased."""
     skipped = {"multiallelic": 0, "non_snp": 0, "no_alt": 0, "non_diploid": 0, "no_gt": 0}
     columns: list[np.ndarray] = []
     haps: list[np.ndarray] = []
@@ -166,7 +165,8 @@ def _scan(vcf, path: Path) -> tuple[np.ndarray, list[tuple], dict[str, int], int
             if all_phased:  # homozygous calls need no phase; one unphased heterozygote ends the haplotypes
                 het = alleles[:, 0] != alleles[:, 1]
                 all_phased = bool(arr[het, 2].all())
-                haps.append(alleles.astype(np.int8) if all_phased else None)
+                if all_phased:
+                    haps.append(alleles.astype(np.int8))
             sites.append((v.ID or f"{v.CHROM}:{v.POS}:{ref}:{alt}", str(v.CHROM), int(v.POS), ref, alt))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise OmigenInputError(f"{path.name}: malformed VCF record ({exc})") from None
