@@ -50,7 +50,9 @@ class DiffusionModelConfig(PatchConfig):
     adds a per-SNP path from each SNP's noisy state to its own x0 logits, which the patch tokens are too
     narrow to carry (see :class:`omigen_genotype.denoiser.SnpSkip`). ``haplotypes`` (phased input only)
     learns and draws haplotypes, two per synthetic individual, and adds them into dosages (see
-    :class:`omigen_genotype.d3pm.GenotypeD3PM`).
+    :class:`omigen_genotype.d3pm.GenotypeD3PM`). ``recombine`` (haplotypes only; 0: off) trains on
+    recombinants too: half of each batch is crossed over with haplotypes of the same population, with this
+    many crossovers over the region on average (see :mod:`omigen_genotype.recombine`).
     """
 
     transition: str = "uniform"
@@ -67,6 +69,7 @@ class DiffusionModelConfig(PatchConfig):
     temperature: float = 1.0
     skip: bool = False
     haplotypes: bool = False
+    recombine: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,6 +89,8 @@ class DiffusionModelConfig(PatchConfig):
             raise OmigenInputError(f"diffusion guidance must be >= 0, got {self.guidance}")
         if not self.temperature > 0:
             raise OmigenInputError(f"diffusion temperature must be > 0, got {self.temperature}")
+        if self.recombine < 0 or (self.recombine > 0 and not self.haplotypes):
+            raise OmigenInputError(f"diffusion recombine must be >= 0 and needs haplotypes=true, got {self.recombine}")
 
 
 @dataclass
