@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from omigen.train import TrainConfig, Trainer
 from omigen_genotype.config import DiffusionModelConfig, GANConfig, VAEConfig
@@ -243,9 +243,42 @@ def test_each_family_learns_population_frequencies_and_ld(kind, steps):
     assert within > {"diffusion": 0.75, "vae": 0.6, "gan": 0.55}[kind], (kind, within)
 
 
-def test_haplotype_diffusion_pairs_two_learned_haplotypes_in_hardy_weinberg_proportions():
+class _Recording(nn.Module):
+    """A self-conditioning denoiser that leans to state 0 and records the estimates it is given."""
+
+    self_cond = True
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+        self.seen: list[Tensor | None] = []
+
+    def forward(self, x, t, y=None, z=None, prev=None):
+        self.seen.append(None if prev is None else prev.clone())
+        return torch.log(torch.tensor([0.8, 0.1, 0.1])).expand(*x.shape, 3)
+
+
+def test_the_sampler_feeds_a_self_conditioning_denoiser_its_last_estimate():
+    den = _Recording()
+    model = GenotypeD3PM(den, timesteps=10, cond_drop=0.0)
+    model.sample(3, 5, steps=4, generator=torch.Generator().manual_seed(0))
+    assert len(den.seen) == 4 and den.seen[0] is None
+    for prev in den.seen[1:]:
+        torch.testing.assert_close(prev, torch.tensor([0.8, 0.1, 0.1]).expand(3, 5, 3))
+    # Training: half the rows get the first pass's estimate, the others zeros (none).
+    den.seen.clear()
+    torch.manual_seed(0)
+    model.loss(torch.zeros(64, 5, dtype=torch.long))
+    first, second = den.seen
+    assert first is None and second.shape == (64, 5, 3)
+    given = second.sum((1, 2)) > 0
+    assert 10 < int(given.sum()) < 54 and torch.all(second[~given] == 0)
+
+
+@pytest.mark.parametrize("self_cond", [False, True])
+def test_haplotype_diffusion_pairs_two_learned_haplotypes_in_hardy_weinberg_proportions(self_cond):
     H, pops = _toy_haplotypes()
-    cfg = replace(_cfg("diffusion"), haplotypes=True)
+    cfg = replace(_cfg("diffusion"), haplotypes=True, self_cond=self_cond)
     info = {"n_snps": 16, "positions": list(range(1000, 17000, 1000)), "n_classes": 2, "phenotype": False, "G": H}
     torch.manual_seed(0)
     model = builder("diffusion")(cfg, info)

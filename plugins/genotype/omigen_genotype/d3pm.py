@@ -158,14 +158,24 @@ class GenotypeD3PM(nn.Module):
         if self.switch is not None:
             x, z = recombine(x, y, z, self.switch)
         y, z = drop_conditions(y, z, self.cond_drop)
-        return self.process.loss(self.denoiser, x, y, z, self.hybrid_lambda)
+        denoiser = self._self_conditioned if getattr(self.denoiser, "self_cond", False) else self.denoiser
+        return self.process.loss(denoiser, x, y, z, self.hybrid_lambda)
+
+    def _self_conditioned(self, xt: Tensor, t: Tensor, y: Tensor | None, z: Tensor | None) -> Tensor:
+        """Training call of a self-conditioning denoiser: half of the rows see the denoiser's own estimate of
+        x0 from a first pass without gradients, the others none, as at the first step of sampling."""
+        with torch.no_grad():
+            prev = F.softmax(self.denoiser(xt, t, y, z).float(), -1)
+        keep = torch.rand(xt.shape[0], device=xt.device) < 0.5
+        return self.denoiser(xt, t, y, z, prev * keep[:, None, None])
 
     def _x0_logp(self, xt: Tensor, t: int, y: Tensor | None, z: Tensor | None, guidance: float,
-                 temperature: float = 1.0) -> Tensor:
+                 temperature: float = 1.0, prev: Tensor | None = None) -> Tensor:
         tt = torch.full((xt.shape[0],), t, dtype=torch.long, device=xt.device)
-        cond = F.log_softmax(self.denoiser(xt, tt, y, z).float(), -1)
+        extra = (prev,) if getattr(self.denoiser, "self_cond", False) else ()
+        cond = F.log_softmax(self.denoiser(xt, tt, y, z, *extra).float(), -1)
         if guidance > 0 and (y is not None or z is not None):
-            free = F.log_softmax(self.denoiser(xt, tt, None, None).float(), -1)
+            free = F.log_softmax(self.denoiser(xt, tt, None, None, *extra).float(), -1)
             cond = F.log_softmax(cond + guidance * (cond - free), -1)
         return cond if temperature == 1.0 else F.log_softmax(cond / temperature, -1)
 
@@ -207,8 +217,10 @@ class GenotypeD3PM(nn.Module):
             yb = None if y is None else y[lo:hi].to(device)
             zb = None if z is None else z[lo:hi].to(device)
             x = self.process.prior((hi - lo, n_snps), device, generator)
+            prev = None  # a self-conditioning denoiser sees its last estimate of x0
             for t, s in zip(schedule[:-1], schedule[1:]):
-                logp0 = self._x0_logp(x, t, yb, zb, guidance, temperature)
+                logp0 = self._x0_logp(x, t, yb, zb, guidance, temperature, prev)
+                prev = logp0.exp()
                 if s == 0:
                     new = categorical(logp0, generator)
                     if self.process.transition == "absorbing":
@@ -230,7 +242,8 @@ def build(cfg: Any, info: dict) -> GenotypeD3PM:
     in_states = states + (cfg.transition == "absorbing")
     den = PatchTransformer(info["n_snps"], np.asarray(info["positions"]), in_states, info["n_classes"],
                            info["phenotype"], dim=cfg.dim, layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout,
-                           patch=cfg.patch_size, max_tokens=cfg.max_tokens, skip=cfg.skip, out_states=states)
+                           patch=cfg.patch_size, max_tokens=cfg.max_tokens, skip=cfg.skip, out_states=states,
+                           self_cond=cfg.self_cond)
     if info.get("G") is not None:  # the training rows: dosages, or alleles for a haplotype model
         den.out.init_frequencies(np.asarray(info["G"]))
     switch = switch_probabilities(np.asarray(info["positions"]), cfg.recombine) if cfg.recombine > 0 else None

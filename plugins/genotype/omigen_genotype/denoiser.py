@@ -155,14 +155,18 @@ class PatchTransformer(nn.Module):
     embeddings added to every token, a pre-norm transformer encoder along the chromosome, per-SNP logits,
     and optionally (``skip``) a per-SNP path from each SNP's noisy state to its own logits.
 
-    ``out_states`` is 3 for dosages and 2 for haplotypes (alleles)."""
+    ``out_states`` is 3 for dosages and 2 for haplotypes (alleles). With ``self_cond`` each SNP's input is its
+    noisy state next to a previous estimate of its x0 probabilities (``prev``; zeros when there is none), the
+    self-conditioning of Chen et al. (2023, "Analog Bits"): the sampler feeds back its last estimate, so a
+    lineage chosen at one step need not be read again from the noise at the next."""
 
     def __init__(self, n_snps: int, positions: np.ndarray, in_states: int, n_classes: int, phenotype: bool,
                  dim: int = 128, layers: int = 3, heads: int = 4, dropout: float = 0.0, patch: int = 0,
-                 max_tokens: int = 128, skip: bool = False, out_states: int = STATES) -> None:
+                 max_tokens: int = 128, skip: bool = False, out_states: int = STATES, self_cond: bool = False) -> None:
         super().__init__()
         size = patch_size(n_snps, patch, max_tokens)
-        self.inp = PatchIn(n_snps, size, in_states, dim)
+        self.self_cond, self.out_states = bool(self_cond), out_states
+        self.inp = PatchIn(n_snps, size, in_states + (out_states if self.self_cond else 0), dim)
         self.out = PatchOut(n_snps, size, dim, out_states)
         tokens = self.inp.tokens
         self.register_buffer("genomic", sinusoidal(torch.from_numpy(patch_positions(positions, size, tokens)),
@@ -177,10 +181,16 @@ class PatchTransformer(nn.Module):
         self.skip = SnpSkip(n_snps, in_states, dim, out_states) if skip else None
         self.in_states, self.dim = in_states, dim
 
-    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """Logits of x0 ``(B, n, out_states)`` from states ``x`` ``(B, n)`` at timesteps ``t`` ``(B,)``."""
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None, z: Tensor | None = None,
+                prev: Tensor | None = None) -> Tensor:
+        """Logits of x0 ``(B, n, out_states)`` from states ``x`` ``(B, n)`` at timesteps ``t`` ``(B,)``, and with
+        ``self_cond`` a previous estimate ``prev`` ``(B, n, out_states)`` of the x0 probabilities."""
         b = x.shape[0]
-        h = self.inp(F.one_hot(x.long(), self.in_states).float())
+        onehot = F.one_hot(x.long(), self.in_states).float()
+        if self.self_cond:
+            prev = onehot.new_zeros(*x.shape, self.out_states) if prev is None else prev.to(onehot.dtype)
+            onehot = torch.cat([onehot, prev], -1)
+        h = self.inp(onehot)
         h = h + self.pos + self.genomic
         time = self.time(sinusoidal(t, self.dim))
         h = self.encoder(h + (time + self.cond(y, z, b, x.device))[:, None, :])
