@@ -50,9 +50,7 @@ class DiffusionModelConfig(PatchConfig):
     adds a per-SNP path from each SNP's noisy state to its own x0 logits, which the patch tokens are too
     narrow to carry (see :class:`omigen_genotype.denoiser.SnpSkip`). ``haplotypes`` (phased input only)
     learns and draws haplotypes, two per synthetic individual, and adds them into dosages (see
-    :class:`omigen_genotype.d3pm.GenotypeD3PM`). ``recombine`` (haplotypes only; 0: off) trains on
-    recombinants too: half of each batch is crossed over with haplotypes of the same population, with this
-    many crossovers over the region on average (see :mod:`omigen_genotype.recombine`). ``self_cond`` feeds
+    :class:`omigen_genotype.d3pm.GenotypeD3PM`). ``self_cond`` feeds
     the denoiser its previous estimate of x0 (self-conditioning; training steps cost about a third more).
     """
 
@@ -70,7 +68,6 @@ class DiffusionModelConfig(PatchConfig):
     temperature: float = 1.0
     skip: bool = False
     haplotypes: bool = False
-    recombine: float = 0.0
     self_cond: bool = False
 
     def __post_init__(self) -> None:
@@ -91,8 +88,6 @@ class DiffusionModelConfig(PatchConfig):
             raise OmigenInputError(f"diffusion guidance must be >= 0, got {self.guidance}")
         if not self.temperature > 0:
             raise OmigenInputError(f"diffusion temperature must be > 0, got {self.temperature}")
-        if self.recombine < 0 or (self.recombine > 0 and not self.haplotypes):
-            raise OmigenInputError(f"diffusion recombine must be >= 0 and needs haplotypes=true, got {self.recombine}")
 
 
 @dataclass

@@ -24,7 +24,6 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from omigen_genotype.denoiser import STATES, drop_conditions
-from omigen_genotype.recombine import recombine, switch_probabilities
 
 _TINY = 1e-30
 
@@ -134,29 +133,19 @@ class GenotypeD3PM(nn.Module):
     With ``haplotypes`` the rows are haplotypes (0/1 alleles, each labelled with its carrier's conditions)
     and ``sample`` draws two haplotypes per individual under the same conditions and adds them: the
     dosage of a heterozygote then comes from pairing two whole haplotypes, as in a real genome, rather
-    than from a per-SNP choice of the middle state. ``switch`` (haplotypes only; crossover probabilities
-    between adjacent SNPs, see :mod:`omigen_genotype.recombine`) makes half of each training batch
-    recombinants of two haplotypes of one population.
+    than from a per-SNP choice of the middle state.
     """
 
     def __init__(self, denoiser: nn.Module, timesteps: int, transition: str = "uniform", hybrid_lambda: float = 0.01,
-                 cond_drop: float = 0.1, haplotypes: bool = False, switch: np.ndarray | None = None) -> None:
+                 cond_drop: float = 0.1, haplotypes: bool = False) -> None:
         super().__init__()
         self.denoiser = denoiser
         self.haplotypes = bool(haplotypes)
-        if switch is not None and not self.haplotypes:
-            raise ValueError("recombination needs a haplotype model")
         self.process = DiscreteDiffusion(timesteps, transition, 2 if self.haplotypes else STATES)
         self.hybrid_lambda, self.cond_drop = hybrid_lambda, cond_drop
-        self.switch: Tensor | None
-        self.register_buffer("switch", None if switch is None else torch.as_tensor(switch, dtype=torch.float32),
-                             persistent=False)
 
     def loss(self, x: Tensor, y: Tensor | None = None, z: Tensor | None = None) -> dict[str, Tensor]:
-        """The hybrid loss of one batch (half of it recombined when ``switch`` is set), with conditions
-        dropped for guidance."""
-        if self.switch is not None:
-            x, z = recombine(x, y, z, self.switch)
+        """The hybrid loss of one batch, with conditions dropped for guidance."""
         y, z = drop_conditions(y, z, self.cond_drop)
         denoiser = self._self_conditioned if getattr(self.denoiser, "self_cond", False) else self.denoiser
         return self.process.loss(denoiser, x, y, z, self.hybrid_lambda)
@@ -246,6 +235,4 @@ def build(cfg: Any, info: dict) -> GenotypeD3PM:
                            self_cond=cfg.self_cond)
     if info.get("G") is not None:  # the training rows: dosages, or alleles for a haplotype model
         den.out.init_frequencies(np.asarray(info["G"]))
-    switch = switch_probabilities(np.asarray(info["positions"]), cfg.recombine) if cfg.recombine > 0 else None
-    return GenotypeD3PM(den, cfg.timesteps, cfg.transition, cfg.hybrid_lambda, cfg.cond_drop, cfg.haplotypes,
-                        switch)
+    return GenotypeD3PM(den, cfg.timesteps, cfg.transition, cfg.hybrid_lambda, cfg.cond_drop, cfg.haplotypes)
