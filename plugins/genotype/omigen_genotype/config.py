@@ -50,8 +50,8 @@ class DiffusionModelConfig(PatchConfig):
     adds a per-SNP path from each SNP's noisy state to its own x0 logits, which the patch tokens are too
     narrow to carry (see :class:`omigen_genotype.denoiser.SnpSkip`). ``haplotypes`` (phased input only)
     learns and draws haplotypes, two per synthetic individual, and adds them into dosages (see
-    :class:`omigen_genotype.d3pm.GenotypeD3PM`). ``self_cond`` feeds
-    the denoiser its previous estimate of x0 (self-conditioning; training steps cost about a third more).
+    :class:`omigen_genotype.d3pm.GenotypeD3PM`). ``self_cond`` feeds the denoiser its previous estimate of
+    x0 (self-conditioning; training steps cost about a third more).
     """
 
     transition: str = "uniform"
