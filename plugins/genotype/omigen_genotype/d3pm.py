@@ -206,7 +206,7 @@ class GenotypeD3PM(nn.Module):
             yb = None if y is None else y[lo:hi].to(device)
             zb = None if z is None else z[lo:hi].to(device)
             x = self.process.prior((hi - lo, n_snps), device, generator)
-            prev = None  # a self-conditioning denoiser sees its last estimate of x0
+            prev = None  # the last x0 estimate: the posterior uses it, a self-conditioning denoiser reads it
             for t, s in zip(schedule[:-1], schedule[1:]):
                 logp0 = self._x0_logp(x, t, yb, zb, guidance, temperature, prev)
                 prev = logp0.exp()
@@ -217,7 +217,7 @@ class GenotypeD3PM(nn.Module):
                     x = new
                 else:
                     tt = torch.full((hi - lo,), t, dtype=torch.long, device=device)
-                    logits = self.process.posterior_logits(x, tt, torch.full_like(tt, s), logp0.exp())
+                    logits = self.process.posterior_logits(x, tt, torch.full_like(tt, s), prev)
                     x = categorical(logits, generator)
             parts.append(x)
         return torch.cat(parts) if parts else torch.zeros(0, n_snps, dtype=torch.long)
