@@ -108,9 +108,10 @@ class GaussianDiffusion(nn.Module):
         return (self._per_sample(self.sqrt_alphas_cumprod, t, x0) * x0
                 + self._per_sample(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise)
 
-    def loss(self, denoiser: nn.Module, x0: Tensor, y: Tensor | None = None,
-             generator: torch.Generator | None = None) -> Tensor:
-        """Epsilon-prediction MSE at uniform random timesteps; labels drop to NULL with prob ``cond_drop``."""
+    def noised(self, x0: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+               ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """One training draw ``(x_t, t, noise, y)``: uniform random timesteps, Gaussian noise, and
+        labels dropped to NULL with probability ``cond_drop`` (for classifier-free guidance)."""
         B, device = x0.shape[0], x0.device
         t = (_rand((B,), generator, device) * self.num_timesteps).long().clamp_(max=self.num_timesteps - 1)
         noise = _randn(x0.shape, generator, device).to(x0.dtype)
@@ -119,7 +120,12 @@ class GaussianDiffusion(nn.Module):
             if self.config.cond_drop > 0:
                 drop = _rand((B,), generator, device) < self.config.cond_drop
                 y = torch.where(drop, torch.full_like(y, NULL_LABEL), y)
-        x_t = self.q_sample(x0, t, noise)
+        return self.q_sample(x0, t, noise), t, noise, y
+
+    def loss(self, denoiser: nn.Module, x0: Tensor, y: Tensor | None = None,
+             generator: torch.Generator | None = None) -> Tensor:
+        """Epsilon-prediction MSE on a :meth:`noised` draw."""
+        x_t, t, noise, y = self.noised(x0, y, generator)
         return F.mse_loss(denoiser(x_t, t, y), noise)
 
     def predict_eps(self, denoiser: nn.Module, x: Tensor, t: Tensor | int, y: Tensor | None = None,

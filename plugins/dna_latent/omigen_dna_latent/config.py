@@ -14,6 +14,7 @@ from omigen.train import TrainConfig
 #: Training steps of the diffusion stage in a default run (the top-level ``steps``, i.e. ``--steps``).
 DEFAULT_STEPS = 2000
 SAMPLERS = ("ddim", "ddpm")
+PREDICTIONS = ("eps", "bases")
 #: Metrics a run computes by default: the plugin's own. The host's generic ones (c2st, frechet,
 #: privacy, prdc, mmd, utility) work on the 4 x L one-hot features, repeat detection, fred and
 #: memorisation on worse features, and took 330-520 s of a 4,565-sequence evaluation on 2 cores.
@@ -54,7 +55,14 @@ class AutoencoderConfig:
 @dataclass
 class DenoiserConfig:
     """Stage 2: a 1-D U-Net over the latent; ``mults`` multiply ``channels`` at each level (each
-    level after the first halves the length), ``attention`` adds self-attention at the bottom."""
+    level after the first halves the length), ``attention`` adds self-attention at the bottom.
+
+    ``predict`` is what the U-Net is trained to output: ``eps``, the noise (MSE), or ``bases``,
+    per-base logits over ACGT (cross-entropy against the training sequence), from which the x0
+    estimate is the frozen encoder's latent of the predicted base probabilities (as in CDCD,
+    Dieleman et al. 2022). ``bases`` makes the denoiser learn which sequences are valid, which
+    noise prediction on the latent alone learns poorly.
+    """
 
     channels: int = 32
     mults: list[int] = field(default_factory=lambda: [1, 2])
@@ -62,9 +70,12 @@ class DenoiserConfig:
     attention: bool = True
     heads: int = 4
     dropout: float = 0.0
+    predict: str = "eps"
 
     def validate(self) -> None:
         """Raise :class:`OmigenInputError` naming the first invalid setting."""
+        if self.predict not in PREDICTIONS:
+            raise OmigenInputError(f"denoiser predict must be one of {', '.join(PREDICTIONS)}, got {self.predict!r}")
         if self.channels < 1 or not self.mults or any(m < 1 for m in self.mults):
             raise OmigenInputError(f"denoiser channels and mults must be >= 1, got {self.channels}, {self.mults}")
         if self.blocks < 1:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from omigen.config import DiffusionConfig
-from omigen.diffusion import DiffusionModel
-from omigen_dna_latent.config import DenoiserConfig
+from omigen.diffusion import DiffusionModel, make_betas
+from omigen_dna_latent.autoencoder import DnaAutoencoder
+from omigen_dna_latent.config import AutoencoderConfig, DenoiserConfig
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -68,9 +70,11 @@ class SelfAttention(nn.Module):
 
 
 class UNet1d(nn.Module):
-    """``forward(x, t, y) -> eps`` over latents ``(B, in_channels, L')``; ``n_classes = 0``: unconditional."""
+    """``forward(x, t, y) -> (B, out_channels, L')`` over latents ``(B, in_channels, L')`` (``eps`` when
+    ``out_channels`` is left at ``in_channels``); ``n_classes = 0``: unconditional."""
 
-    def __init__(self, in_channels: int, config: DenoiserConfig, n_classes: int = 0) -> None:
+    def __init__(self, in_channels: int, config: DenoiserConfig, n_classes: int = 0,
+                 out_channels: int | None = None) -> None:
         super().__init__()
         config.validate()
         self.config, self.n_classes = config, int(n_classes)
@@ -102,7 +106,7 @@ class UNet1d(nn.Module):
             self.up.append(nn.ModuleList(ResBlock(inc + w if j == 0 else w, w, emb, config.dropout)
                                          for j in range(config.blocks)))
             prev = w
-        self.out = nn.Sequential(_norm(prev), nn.SiLU(), nn.Conv1d(prev, in_channels, 3, padding=1))
+        self.out = nn.Sequential(_norm(prev), nn.SiLU(), nn.Conv1d(prev, out_channels or in_channels, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
@@ -146,6 +150,44 @@ class UNet1d(nn.Module):
         return self.out(h)[..., :length]
 
 
+class BasePredictor(nn.Module):
+    """A U-Net that predicts the bases, seen by the diffusion maths as an ``eps`` denoiser.
+
+    The U-Net outputs ``4 * factor`` channels per latent position: logits over ACGT for each of
+    the ``factor`` bases that position covers. The x0 estimate is a frozen copy of the
+    autoencoder's encoder applied to the softmax of those logits (soft one-hot), normalised like
+    the training latents; ``forward`` returns the noise that estimate implies,
+    ``(x_t - sqrt(ab_t) x0) / sqrt(1 - ab_t)``, so the samplers and guidance work unchanged.
+    """
+
+    def __init__(self, unet: UNet1d, encoder: nn.Module, factor: int, config: DiffusionConfig,
+                 latent_channels: int) -> None:
+        super().__init__()
+        self.unet, self.encoder, self.factor = unet, encoder, int(factor)
+        self.encoder.requires_grad_(False)
+        ab = torch.tensor(np.cumprod(1.0 - make_betas(config)), dtype=torch.float32)
+        self.register_buffer("sqrt_ab", ab.sqrt(), persistent=False)
+        self.register_buffer("sqrt_one_minus_ab", (1.0 - ab).sqrt(), persistent=False)
+        self.register_buffer("latent_mean", torch.zeros(latent_channels, 1))
+        self.register_buffer("latent_std", torch.ones(latent_channels, 1))
+
+    def logits(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        """Per-base logits ``(B, L' * factor, 4)`` of the clean sequence given ``x_t``."""
+        out = self.unet(x, t, y)
+        B, _, Lp = out.shape
+        return out.view(B, self.factor, 4, Lp).permute(0, 3, 1, 2).reshape(B, Lp * self.factor, 4)
+
+    def encode(self, probs: Tensor) -> Tensor:
+        """Normalised latent ``(B, C, L')`` of (soft) one-hot sequences ``(B, L, 4)``."""
+        z = self.encoder(probs.transpose(1, 2))
+        return (z - self.latent_mean) / self.latent_std
+
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        t = torch.as_tensor(t, device=x.device).long().expand(x.shape[0])
+        x0 = self.encode(self.logits(x, t, y).softmax(-1))
+        return (x - self.sqrt_ab[t].view(-1, 1, 1) * x0) / self.sqrt_one_minus_ab[t].view(-1, 1, 1)
+
+
 class LatentDiffusion(nn.Module):
     """A :class:`omigen.diffusion.DiffusionModel` over normalised latents, with the normalisation.
 
@@ -168,11 +210,24 @@ class LatentDiffusion(nn.Module):
         """0 for an unconditional model."""
         return self.model.n_classes
 
+    @property
+    def predicts_bases(self) -> bool:
+        """True when the denoiser is a :class:`BasePredictor` (trained on sequences, not latents)."""
+        return isinstance(self.model.denoiser, BasePredictor)
+
     def set_normalisation(self, latents: Tensor) -> None:
         """Per-channel mean and standard deviation of ``latents`` ``(n, C, L')``."""
         flat = latents.detach().float().transpose(0, 1).reshape(latents.shape[1], -1)
         self.latent_mean.copy_(flat.mean(1, keepdim=True))
         self.latent_std.copy_(flat.std(1, keepdim=True).clamp_min(1e-6))
+        if self.predicts_bases:
+            self.model.denoiser.latent_mean.copy_(self.latent_mean)
+            self.model.denoiser.latent_std.copy_(self.latent_std)
+
+    def set_encoder(self, autoencoder: nn.Module) -> None:
+        """Copy the trained autoencoder's encoder into a :class:`BasePredictor` denoiser (frozen)."""
+        if self.predicts_bases:
+            self.model.denoiser.encoder.load_state_dict(autoencoder.encoder.state_dict())
 
     def normalise(self, z: Tensor) -> Tensor:
         """Autoencoder latents -> diffusion space."""
@@ -183,8 +238,21 @@ class LatentDiffusion(nn.Module):
         return x * self.latent_std.to(x.device) + self.latent_mean.to(x.device)
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """Noise-prediction loss of a batch of normalised latents (labels ignored when unconditional)."""
-        return self.model.loss(x, y)
+        """Training loss of one batch (labels ignored when unconditional): noise-prediction MSE on
+        normalised latents ``x``, or, for a :class:`BasePredictor`, the cross-entropy of its base
+        logits where ``x`` holds the integer-coded sequences ``(B, L)``."""
+        if not self.predicts_bases:
+            return self.model.loss(x, y)
+        if self.n_classes == 0:
+            y = None
+        elif y is None:
+            raise ValueError("a class-conditional model needs labels in each training batch")
+        den = self.model.denoiser
+        codes = x.long()
+        with torch.no_grad():
+            x0 = den.encode(F.one_hot(codes, 4).float())
+        x_t, t, _, y = self.model.diffusion.noised(x0, y)
+        return F.cross_entropy(den.logits(x_t, t, y).reshape(-1, 4), codes.reshape(-1))
 
     def sample(self, n: int, y=None, **options) -> Tensor:
         """``n`` autoencoder latents (denormalised), see :meth:`DiffusionModel.sample` for ``options``."""
@@ -193,10 +261,20 @@ class LatentDiffusion(nn.Module):
 
 def build_latent_diffusion(config: DenoiserConfig, info: dict) -> LatentDiffusion:
     """The ``dna-latent-denoiser`` model: ``info`` has ``latent_channels``, ``latent_length``,
-    ``n_classes`` and ``diffusion`` (a :class:`DiffusionConfig` or its dict)."""
+    ``n_classes``, ``diffusion`` (a :class:`DiffusionConfig` or its dict) and, for
+    ``predict="bases"``, ``autoencoder`` (its :class:`AutoencoderConfig` or dict; the weights come
+    from :meth:`LatentDiffusion.set_encoder` or the checkpoint)."""
     diffusion = info.get("diffusion") or DiffusionConfig()
     if isinstance(diffusion, dict):
         diffusion = DiffusionConfig(**diffusion)
     c, length = int(info["latent_channels"]), int(info["latent_length"])
     n_classes = int(info.get("n_classes", 0))
-    return LatentDiffusion(UNet1d(c, config, n_classes), diffusion, (c, length), n_classes)
+    if config.predict == "eps":
+        return LatentDiffusion(UNet1d(c, config, n_classes), diffusion, (c, length), n_classes)
+    ae_config = info.get("autoencoder") or AutoencoderConfig()
+    if isinstance(ae_config, dict):
+        ae_config = AutoencoderConfig(**ae_config)
+    factor = 2 ** ae_config.downsample
+    unet = UNet1d(c, config, n_classes, out_channels=4 * factor)
+    denoiser = BasePredictor(unet, DnaAutoencoder(ae_config).encoder, factor, diffusion, c)
+    return LatentDiffusion(denoiser, diffusion, (c, length), n_classes)

@@ -112,7 +112,7 @@ def _ae_info(length: int) -> dict[str, Any]:
 def _diffusion_info(cfg: DnaLatentConfig, length: int, n_classes: int) -> dict[str, Any]:
     factor = 2 ** cfg.autoencoder.downsample
     return {"latent_channels": cfg.autoencoder.latent_channels, "latent_length": length // factor,
-            "n_classes": n_classes, "diffusion": cfg.diffusion}
+            "n_classes": n_classes, "diffusion": cfg.diffusion, "autoencoder": cfg.autoencoder}
 
 
 def generate(autoencoder, latent_diffusion, classes: list[str], counts: dict, seed: int = 0, sampler: str = "ddim",
@@ -253,7 +253,9 @@ def run(ctx):
         latent = encode_codes(ae, codes, device=ctx.device)
         model = build_latent_diffusion(cfg.denoiser, _diffusion_info(cfg, length, len(classes)))
         model.set_normalisation(latent)
-        data: tuple = (model.normalise(latent),)
+        model.set_encoder(ae)
+        # A base-predicting denoiser learns from the sequences themselves (its loss encodes them).
+        data: tuple = (torch.as_tensor(codes, dtype=torch.long) if model.predicts_bases else model.normalise(latent),)
         if classes:
             index = {c: i for i, c in enumerate(classes)}
             data += (torch.as_tensor(np.vectorize(index.__getitem__, otypes=[np.int64])(train.labels)),)
