@@ -69,12 +69,12 @@ def _score(name, synthetic, train, test, motifs, embedder, seed):
     return row
 
 
-def _throughput(ae, model, classes, n, steps, guidance):
+def _throughput(ae, model, classes, n, steps, guidance, eta):
     from omigen_dna_latent.pipeline import generate
 
     counts = {c: n // len(classes) + (i < n % len(classes)) for i, c in enumerate(classes)}
     t0 = time.perf_counter()
-    generate(ae, model, classes, counts, seed=0, sampler="ddim", steps=steps, guidance=guidance)
+    generate(ae, model, classes, counts, seed=0, sampler="ddim", steps=steps, guidance=guidance, eta=eta)
     seconds = time.perf_counter() - t0
     return {"n": n, "ddim_steps": steps, "guidance": guidance, "seconds": round(seconds, 2),
             "sequences_per_second": round(n / seconds, 1)}
@@ -143,18 +143,18 @@ def main() -> None:
     motifs, embedder = load_motifs(), load_embedder()
     wanted = test.label_counts()
     synthetic = generate(ae, model, classes, wanted, seed=args.seed, sampler=cfg.sampler, steps=cfg.sample_steps,
-                         guidance=cfg.guidance)
+                         guidance=cfg.guidance, eta=cfg.eta)
     rows["model"] = _score("model", synthetic, train, test, motifs, embedder, args.seed)
     for name, fn in (("baseline:markov", generate_markov), ("baseline:position-frequency", generate_position_frequency)):
         rows[name] = _score(name, fn(train, wanted, args.seed), train, test, motifs, embedder, args.seed)
     rows["reference:real"] = _score("reference:real", _cap(train, len(test), args.seed), train, test, motifs,
                                     embedder, args.seed)
 
-    speed = {"200bp": _throughput(ae, model, classes, 1000, 50, cfg.guidance)}
+    speed = {"200bp": _throughput(ae, model, classes, 1000, 50, cfg.guidance, cfg.eta)}
     torch.manual_seed(0)
     long_ae = build_autoencoder(cfg.autoencoder, {"length": 1024}).eval()
     long_model = build_latent_diffusion(cfg.denoiser, _diffusion_info(cfg, 1024, len(classes))).eval()
-    speed["1024bp_untrained_same_architecture"] = _throughput(long_ae, long_model, classes, 200, 50, cfg.guidance)
+    speed["1024bp_untrained_same_architecture"] = _throughput(long_ae, long_model, classes, 200, 50, cfg.guidance, cfg.eta)
 
     m, mk = rows["model"], rows["baseline:markov"]
     copies_full = exact_copies(io.codes_of(synthetic), io.codes_of(full_train))

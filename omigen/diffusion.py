@@ -129,16 +129,20 @@ class GaussianDiffusion(nn.Module):
         return F.mse_loss(denoiser(x_t, t, y), noise)
 
     def predict_eps(self, denoiser: nn.Module, x: Tensor, t: Tensor | int, y: Tensor | None = None,
-                    guidance: float = 1.0) -> Tensor:
+                    guidance: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         """The (guided) noise estimate ``eps_null + w (eps_cond - eps_null)``.
 
         ``w = 1`` is the plain conditional prediction and ``w = 0`` the unconditional one (one
         denoiser call each); any other ``w`` evaluates both halves in one doubled-batch call.
+        A denoiser with a ``guided_eps(x, t, y, guidance, generator)`` method does all of this
+        itself (e.g. to guide in another space, or to draw from the sampler's ``generator``).
         """
         B = x.shape[0]
         t = torch.as_tensor(t, device=x.device).long()
         if t.dim() == 0:
             t = t.expand(B)
+        if hasattr(denoiser, "guided_eps"):
+            return denoiser.guided_eps(x, t, y, guidance, generator)
         if y is None:
             return denoiser(x, t, None)
         y = torch.as_tensor(y, device=x.device).long()
@@ -175,7 +179,7 @@ class GaussianDiffusion(nn.Module):
         for t in _progress(range(self.ddim_horizon - 1, -1, -1), progress, "DDPM sampling"):
             ab_t, ab_prev = float(ab[t]), float(ab[t - 1]) if t > 0 else 1.0
             beta_t = 1.0 - ab_t / ab_prev
-            eps = self.predict_eps(denoiser, x, t, y, guidance)
+            eps = self.predict_eps(denoiser, x, t, y, guidance, generator)
             x0, _ = self._x0_and_eps(x, eps, ab_t, clip_x0)
             mean = (math.sqrt(ab_prev) * beta_t / (1.0 - ab_t)) * x0 \
                 + (math.sqrt(1.0 - beta_t) * (1.0 - ab_prev) / (1.0 - ab_t)) * x
@@ -213,7 +217,7 @@ class GaussianDiffusion(nn.Module):
         x = _randn(shape, generator, self.device) if x_T is None else x_T.to(self.device, torch.float32)
         for i in _progress(range(len(ts) - 1, -1, -1), progress, "DDIM sampling"):
             ab_t, ab_prev = float(ab[ts[i]]), float(ab[ts[i - 1]]) if i > 0 else 1.0
-            eps = self.predict_eps(denoiser, x, int(ts[i]), y, guidance)
+            eps = self.predict_eps(denoiser, x, int(ts[i]), y, guidance, generator)
             x0, eps = self._x0_and_eps(x, eps, ab_t, clip_x0)
             sigma = eta * math.sqrt((1.0 - ab_prev) / (1.0 - ab_t) * (1.0 - ab_t / ab_prev))
             x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1.0 - ab_prev - sigma ** 2, 0.0)) * eps

@@ -307,6 +307,32 @@ def test_guidance_arithmetic_and_single_batched_call():
     assert [b for b, _ in rec.calls] == [6] * 19
 
 
+class SelfGuided(nn.Module):
+    """A denoiser that guides itself and draws its own random numbers from the sampler's generator."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def guided_eps(self, x, t, y, guidance, generator):
+        self.calls.append((int(t[0]), guidance, generator))
+        return torch.rand(x.shape, generator=generator)
+
+
+def test_a_self_guided_denoiser_gets_the_guidance_and_the_samplers_generator():
+    d = GaussianDiffusion(DiffusionConfig(timesteps=20))
+    den = SelfGuided()
+    y = torch.tensor([0, 1])
+    g = gen(3)
+    first = d.ddim_sample(den, (2, 2), y=y, steps=4, eta=1.0, guidance=2.0, generator=g)
+    assert [c[0] for c in den.calls] == sorted((c[0] for c in den.calls), reverse=True) and len(den.calls) == 4
+    assert all(c[1] == 2.0 and c[2] is g for c in den.calls)
+    torch.testing.assert_close(d.ddim_sample(den, (2, 2), y=y, steps=4, eta=1.0, guidance=2.0, generator=gen(3)), first)
+    den.calls.clear()
+    d.ddpm_sample(den, (2, 2), y=y, guidance=0.5, generator=g)
+    assert len(den.calls) == d.ddim_horizon and all(c[1] == 0.5 and c[2] is g for c in den.calls)
+
+
 def test_guidance_on_the_oracle_pushes_past_the_class_mean():
     d = GaussianDiffusion(DiffusionConfig(timesteps=200))
     mu = [[-1.0, 0.0], [1.0, 0.0]]

@@ -83,7 +83,7 @@ def test_unet_null_label_and_none_are_the_same_condition_and_labels_matter():
 
 
 def test_latent_normalisation_is_per_channel_and_invertible():
-    model = build_latent_diffusion(DenoiserConfig(channels=8, heads=2),
+    model = build_latent_diffusion(DenoiserConfig(channels=8, heads=2, predict="eps"),
                                    {"latent_channels": 2, "latent_length": 4, "n_classes": 0})
     z = torch.stack([torch.randn(50, 4) * 3 + 5, torch.randn(50, 4) * 0.1 - 2], dim=1)
     model.set_normalisation(z)
@@ -114,13 +114,15 @@ def test_conditional_latent_diffusion_learns_class_means():
     assert (free > 0).float().mean().item() == pytest.approx(0.5, abs=0.2)
 
 
+@pytest.mark.parametrize("predict", ["eps", "bases"])
 @pytest.mark.parametrize("length", [64, 1024])
-def test_generate_returns_labelled_sequences_of_the_model_length(length):
+def test_generate_returns_labelled_sequences_of_the_model_length(length, predict):
     torch.manual_seed(0)
     ae = DnaAutoencoder(AutoencoderConfig(channels=8, latent_channels=4))
-    model = build_latent_diffusion(DenoiserConfig(channels=8, heads=2),
+    model = build_latent_diffusion(DenoiserConfig(channels=8, heads=2, predict=predict),
                                    {"latent_channels": 4, "latent_length": length // 4, "n_classes": 2,
-                                    "diffusion": DiffusionConfig(timesteps=20)})
+                                    "diffusion": DiffusionConfig(timesteps=20), "autoencoder": ae.config})
+    model.set_encoder(ae)
     data = generate(ae, model, ["a", "b"], {"a": 3, "b": 2}, seed=1, steps=3)
     assert len(data) == 5 and data.length == length
     assert data.labels.tolist() == ["a", "a", "a", "b", "b"]

@@ -70,7 +70,7 @@ class DenoiserConfig:
     attention: bool = True
     heads: int = 4
     dropout: float = 0.0
-    predict: str = "eps"
+    predict: str = "bases"
 
     def validate(self) -> None:
         """Raise :class:`OmigenInputError` naming the first invalid setting."""
@@ -115,7 +115,8 @@ class DnaLatentConfig(RunConfig):
     ``autoencoder_train`` (stage "autoencoder"), ``diffusion_train`` (stage "diffusion"),
     ``autoencoder``, ``denoiser``, ``diffusion``. ``conditional=False`` ignores the labels.
 
-    Sampling: ``sampler`` (ddim|ddpm), ``sample_steps`` (DDIM steps), ``guidance`` (classifier-free
+    Sampling: ``sampler`` (ddim|ddpm), ``sample_steps`` (DDIM steps), ``eta`` (DDIM's fresh noise per
+    step: 0 deterministic, 1 ancestral as in DDPM; 1 scored best on the DHS subset), ``guidance`` (classifier-free
     guidance weight; 1 = plain conditional), ``n_per_class`` (0: the test split's class counts).
     ``evaluate=False`` skips the metrics and the report (e.g. when a benchmark scores the run itself).
     ``metrics``: the metrics to compute (default: the plugin's own, :data:`SEQUENCE_METRICS`; an
@@ -137,6 +138,7 @@ class DnaLatentConfig(RunConfig):
     diffusion_train: TrainConfig = field(default_factory=_diff_train)
     sampler: str = "ddim"
     sample_steps: int = 50
+    eta: float = 1.0
     guidance: float = 1.0
     n_per_class: int = 0
     evaluate: bool = True
@@ -151,6 +153,8 @@ class DnaLatentConfig(RunConfig):
             raise OmigenInputError(f"steps must be >= 0, got {self.steps}")
         if self.sampler not in SAMPLERS:
             raise OmigenInputError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.eta < 0:
+            raise OmigenInputError(f"eta must be >= 0, got {self.eta}")
         if self.sample_steps < 1:
             raise OmigenInputError(f"sample_steps must be >= 1, got {self.sample_steps}")
         if self.n_per_class < 0 or self.max_train < 0 or self.max_test < 0:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from omigen.config import DiffusionConfig
+from omigen.config import NULL_LABEL, DiffusionConfig
 from omigen.diffusion import DiffusionModel, make_betas
 from omigen_dna_latent.autoencoder import DnaAutoencoder
 from omigen_dna_latent.config import AutoencoderConfig, DenoiserConfig
@@ -154,10 +154,15 @@ class BasePredictor(nn.Module):
     """A U-Net that predicts the bases, seen by the diffusion maths as an ``eps`` denoiser.
 
     The U-Net outputs ``4 * factor`` channels per latent position: logits over ACGT for each of
-    the ``factor`` bases that position covers. The x0 estimate is a frozen copy of the
-    autoencoder's encoder applied to the softmax of those logits (soft one-hot), normalised like
-    the training latents; ``forward`` returns the noise that estimate implies,
-    ``(x_t - sqrt(ab_t) x0) / sqrt(1 - ab_t)``, so the samplers and guidance work unchanged.
+    the ``factor`` bases that position covers. At each sampling step a sequence is drawn from
+    those per-base probabilities and the x0 estimate is its latent under a frozen copy of the
+    autoencoder's encoder, normalised like the training latents; the step gets the noise that
+    estimate implies, ``(x_t - sqrt(ab_t) x0) / sqrt(1 - ab_t)``. Classifier-free guidance mixes
+    the conditional and unconditional log-probabilities before the draw.
+
+    A drawn x0 rather than the encoder's latent of the soft probabilities: the encoder is
+    nonlinear, so a soft mix of two bases lands nearer one of them, and over the steps the
+    sampler drifted to it (on the DHS subset C 29% and G 17% of bases instead of 23% each).
     """
 
     def __init__(self, unet: UNet1d, encoder: nn.Module, factor: int, config: DiffusionConfig,
@@ -182,10 +187,26 @@ class BasePredictor(nn.Module):
         z = self.encoder(probs.transpose(1, 2))
         return (z - self.latent_mean) / self.latent_std
 
-    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+    def guided_eps(self, x: Tensor, t: Tensor, y: Tensor | None = None, guidance: float = 1.0,
+                   generator: torch.Generator | None = None) -> Tensor:
+        """The noise implied by a sequence drawn (from ``generator``) from the guided base probabilities."""
         t = torch.as_tensor(t, device=x.device).long().expand(x.shape[0])
-        x0 = self.encode(self.logits(x, t, y).softmax(-1))
+        if y is None or guidance == 1.0:
+            logp = self.logits(x, t, y).log_softmax(-1)
+        elif guidance == 0.0:
+            logp = self.logits(x, t, torch.full_like(y, NULL_LABEL)).log_softmax(-1)
+        else:
+            both = self.logits(torch.cat([x, x]), torch.cat([t, t]),
+                               torch.cat([y, torch.full_like(y, NULL_LABEL)])).log_softmax(-1)
+            cond, uncond = both.chunk(2)
+            logp = uncond + guidance * (cond - uncond)
+        u = torch.rand(logp.shape, generator=generator, device=x.device).clamp_(1e-20, 1.0)
+        drawn = (logp - (-u.log()).log()).argmax(-1)  # Gumbel-max: one draw per base
+        x0 = self.encode(F.one_hot(drawn, 4).to(x.dtype))
         return (x - self.sqrt_ab[t].view(-1, 1, 1) * x0) / self.sqrt_one_minus_ab[t].view(-1, 1, 1)
+
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        return self.guided_eps(x, t, y)
 
 
 class LatentDiffusion(nn.Module):
@@ -271,9 +292,13 @@ def build_latent_diffusion(config: DenoiserConfig, info: dict) -> LatentDiffusio
     n_classes = int(info.get("n_classes", 0))
     if config.predict == "eps":
         return LatentDiffusion(UNet1d(c, config, n_classes), diffusion, (c, length), n_classes)
-    ae_config = info.get("autoencoder") or AutoencoderConfig()
+    ae_config = info.get("autoencoder")
+    if ae_config is None:
+        raise ValueError("a base-predicting denoiser (predict='bases') needs info['autoencoder']")
     if isinstance(ae_config, dict):
         ae_config = AutoencoderConfig(**ae_config)
+    if ae_config.latent_channels != c:
+        raise ValueError(f"latent_channels {c} differs from the autoencoder's {ae_config.latent_channels}")
     factor = 2 ** ae_config.downsample
     unet = UNet1d(c, config, n_classes, out_channels=4 * factor)
     denoiser = BasePredictor(unet, DnaAutoencoder(ae_config).encoder, factor, diffusion, c)

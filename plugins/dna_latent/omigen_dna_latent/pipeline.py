@@ -116,11 +116,11 @@ def _diffusion_info(cfg: DnaLatentConfig, length: int, n_classes: int) -> dict[s
 
 
 def generate(autoencoder, latent_diffusion, classes: list[str], counts: dict, seed: int = 0, sampler: str = "ddim",
-             steps: int = 50, guidance: float = 1.0, batch_size: int = 1000) -> "SequenceData":
+             steps: int = 50, guidance: float = 1.0, batch_size: int = 1000, eta: float = 1.0) -> "SequenceData":
     """Draw ``counts[label]`` sequences of each label (key ``None``: unconditional), seeded.
 
-    Latents come from the diffusion model (``sampler``/``steps``/``guidance``), are decoded by
-    the autoencoder and turned into bases by argmax.
+    Latents come from the diffusion model (``sampler``/``steps``/``eta``/``guidance``), are
+    decoded by the autoencoder and turned into bases by argmax.
     """
     import numpy as np
     import torch
@@ -145,7 +145,7 @@ def generate(autoencoder, latent_diffusion, classes: list[str], counts: dict, se
     else:
         y = None
     generator = torch.Generator().manual_seed(int(seed))
-    z = latent_diffusion.sample(n, y, sampler=sampler, steps=steps, guidance=guidance, generator=generator,
+    z = latent_diffusion.sample(n, y, sampler=sampler, steps=steps, eta=eta, guidance=guidance, generator=generator,
                                 batch_size=batch_size)
     codes = decode_latents(autoencoder, z, device=latent_diffusion.latent_mean.device)
     ids = np.char.add("syn", np.arange(1, n + 1).astype(str)).astype(object)
@@ -272,7 +272,7 @@ def run(ctx):
         else:
             counts = test.label_counts() if classes else {None: len(test)}
         synthetic = generate(ae, model, classes, counts, seed=ctx.seed, sampler=cfg.sampler,
-                             steps=cfg.sample_steps, guidance=cfg.guidance)
+                             steps=cfg.sample_steps, guidance=cfg.guidance, eta=cfg.eta)
     fasta = io.write_fasta(synthetic, ctx.path(SYNTHETIC))
     accuracy = {"train": reconstruction_accuracy(ae, codes[:2000], device=ctx.device),
                 "test": reconstruction_accuracy(ae, io.codes_of(test), device=ctx.device)}
@@ -342,7 +342,8 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, *, sampler:
            steps: int | None = None, guidance: float | None = None, device: str = "cpu") -> "SequenceData":
     """Draw ``n`` sequences from a finished run (``label=None``: labels in training proportions).
 
-    ``sampler``/``steps``/``guidance`` default to the run's ``sampler``/``sample_steps``/``guidance``.
+    ``sampler``/``steps``/``guidance`` default to the run's ``sampler``/``sample_steps``/``guidance``;
+    DDIM's ``eta`` is the run's (0 for runs made before the option existed).
     """
     from omigen.run import resolve_device
 
@@ -361,4 +362,5 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, *, sampler:
         counts = {None: n}
     return generate(ae, model, classes, counts, seed=seed, sampler=sampler or run_cfg["sampler"],
                     steps=int(steps or run_cfg["sample_steps"]),
-                    guidance=float(run_cfg["guidance"] if guidance is None else guidance))
+                    guidance=float(run_cfg["guidance"] if guidance is None else guidance),
+                    eta=float(run_cfg.get("eta", 0.0)))
