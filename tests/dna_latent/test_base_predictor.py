@@ -11,7 +11,7 @@ from omigen.errors import OmigenInputError
 from omigen.run import run_pipeline
 from omigen.train import TrainConfig, Trainer, load_checkpoint
 from omigen_dna_latent.autoencoder import DnaAutoencoder, encode_codes
-from omigen_dna_latent.config import AutoencoderConfig, DenoiserConfig
+from omigen_dna_latent.config import AutoencoderConfig, DenoiserConfig, DnaLatentConfig
 from omigen_dna_latent.denoiser import BasePredictor, build_latent_diffusion
 from omigen_dna_latent.pipeline import generate, sample
 from omigen_dna_latent.plugin import TINY
@@ -104,6 +104,8 @@ def test_run_with_a_base_predictor_saves_samples_and_reloads(tmp_path):
     assert sample(out, 6, seed=3).sequences.tolist() == sample(out, 6, seed=3).sequences.tolist()
 
 
-def test_unknown_prediction_target_is_rejected():
+def test_unknown_prediction_target_and_negative_eta_are_rejected():
     with pytest.raises(OmigenInputError, match="denoiser predict must be one of eps, bases"):
         DenoiserConfig(predict="x0").validate()
+    with pytest.raises(OmigenInputError, match="eta must be >= 0"):
+        DnaLatentConfig(eta=-0.5).validate()
