@@ -23,6 +23,7 @@ Timings depend on the machine and on what else runs on it; the JSON records the 
 the load average.
 
     python benchmarks/dna_latent.py [--data-root ../shared/data] [--train-on bundled|full] [--run-dir DIR]
+                                    [--sample-steps N]
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def main() -> None:
     ap.add_argument("--run-dir", type=Path, default=None, help="keep the run folder here")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dna_latent.json")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sample-steps", type=int, default=None,
+                    help="DDIM steps of the scored draw (default: the run's sample_steps)")
     args = ap.parse_args()
 
     import torch
@@ -142,7 +145,8 @@ def main() -> None:
     rows = {}
     motifs, embedder = load_motifs(), load_embedder()
     wanted = test.label_counts()
-    synthetic = generate(ae, model, classes, wanted, seed=args.seed, sampler=cfg.sampler, steps=cfg.sample_steps,
+    sample_steps = args.sample_steps or cfg.sample_steps
+    synthetic = generate(ae, model, classes, wanted, seed=args.seed, sampler=cfg.sampler, steps=sample_steps,
                          guidance=cfg.guidance, eta=cfg.eta)
     rows["model"] = _score("model", synthetic, train, test, motifs, embedder, args.seed)
     for name, fn in (("baseline:markov", generate_markov), ("baseline:position-frequency", generate_position_frequency)):
@@ -175,6 +179,7 @@ def main() -> None:
                  "train_split": cfg.train_split, "n_train": len(train), "n_test": len(test),
                  "n_synthetic": len(synthetic), "max_train": cfg.max_train},
         "config": to_dict(cfg),
+        "scored_sample_steps": sample_steps,
         "autoencoder_test_accuracy": reconstruction_accuracy(ae, io.codes_of(test)),
         "timings_seconds": {**{k: round(v, 1) for k, v in timings.items()}, "run_total": round(run_seconds, 1)},
         "exact_copies_of_full_training_split": copies_full,
