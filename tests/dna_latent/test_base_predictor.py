@@ -109,3 +109,18 @@ def test_unknown_prediction_target_and_negative_eta_are_rejected():
         DenoiserConfig(predict="x0").validate()
     with pytest.raises(OmigenInputError, match="eta must be >= 0"):
         DnaLatentConfig(eta=-0.5).validate()
+
+
+def test_runs_recorded_before_the_options_existed_load_as_noise_predicting(tmp_path):
+    rng = np.random.default_rng(1)
+    lines = [f">s{i} label={'ab'[i % 2]}\n{''.join(rng.choice(list('ACGT'), 32))}\n" for i in range(40)]
+    (tmp_path / "toy.fa").write_text("".join(lines))
+    out = tmp_path / "run"
+    overrides = {**TINY, "device": "cpu", "data": str(tmp_path / "toy.fa"), "test_fraction": 0.25,
+                 "denoiser.predict": "eps", "eta": 0.0, "evaluate": False, "diffusion_train.ckpt_every": 0}
+    run_pipeline("dna_latent", out_dir=out, overrides=overrides, progress=False)
+    before = sample(out, 4, seed=5).sequences.tolist()
+    ckpt = load_checkpoint(out / "diffusion.ckpt")
+    del ckpt["run_config"]["config"]["denoiser"]["predict"], ckpt["run_config"]["config"]["eta"]
+    torch.save(ckpt, out / "diffusion.ckpt")
+    assert sample(out, 4, seed=5).sequences.tolist() == before

@@ -312,6 +312,9 @@ def load_models(run_dir: "str | Path", device: str = "cpu"):
     meta = ckpts[DIFFUSION_STAGE].get("run_config") or {}
     if "config" not in meta or "length" not in meta:
         raise OmigenInputError(f"{paths[DIFFUSION_STAGE]} lacks the run's config; it was not written by dna_latent")
+    # Runs recorded before these options existed used a noise-predicting denoiser and deterministic DDIM.
+    meta["config"].setdefault("denoiser", {}).setdefault("predict", "eps")
+    meta["config"].setdefault("eta", 0.0)
     cfg = from_dict(DnaLatentConfig, meta["config"])
     classes = list(meta.get("classes") or [])
     length = int(meta["length"])
@@ -343,7 +346,7 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, *, sampler:
     """Draw ``n`` sequences from a finished run (``label=None``: labels in training proportions).
 
     ``sampler``/``steps``/``guidance`` default to the run's ``sampler``/``sample_steps``/``guidance``;
-    DDIM's ``eta`` is the run's (0 for runs made before the option existed).
+    DDIM's ``eta`` is the run's.
     """
     from omigen.run import resolve_device
 
@@ -363,4 +366,4 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, *, sampler:
     return generate(ae, model, classes, counts, seed=seed, sampler=sampler or run_cfg["sampler"],
                     steps=int(steps or run_cfg["sample_steps"]),
                     guidance=float(run_cfg["guidance"] if guidance is None else guidance),
-                    eta=float(run_cfg.get("eta", 0.0)))
+                    eta=float(run_cfg["eta"]))
