@@ -70,6 +70,16 @@ def _score(name, synthetic, train, test, motifs, embedder, seed):
     return row
 
 
+def _shown(path: "str | None") -> "str | None":
+    """A data path as recorded in the JSON: relative to the repository's parent when under it."""
+    if not path:
+        return path
+    try:
+        return os.path.relpath(Path(path).resolve(), ROOT.parent)
+    except ValueError:
+        return str(path)
+
+
 def _throughput(ae, model, classes, n, steps, guidance, eta):
     from omigen_dna_latent.pipeline import generate
 
@@ -178,7 +188,7 @@ def main() -> None:
                  "train_file": "bundled demo subset" if not cfg.data else "shared/data/dhs-200bp/dhs_sequences.tsv.gz",
                  "train_split": cfg.train_split, "n_train": len(train), "n_test": len(test),
                  "n_synthetic": len(synthetic), "max_train": cfg.max_train},
-        "config": to_dict(cfg),
+        "config": {**to_dict(cfg), "data": _shown(cfg.data)},
         "scored_sample_steps": sample_steps,
         "autoencoder_test_accuracy": reconstruction_accuracy(ae, io.codes_of(test)),
         "timings_seconds": {**{k: round(v, 1) for k, v in timings.items()}, "run_total": round(run_seconds, 1)},

@@ -90,14 +90,20 @@ def test_base_predictor_learns_class_composition():
     assert len(set(drawn.sequences[:40])) > 30  # the noise, not only the label, decides each sequence
 
 
-def test_run_with_a_base_predictor_saves_samples_and_reloads(tmp_path):
-    rng = np.random.default_rng(0)
+def _toy_run(tmp_path, seed: int, **options):
+    """A tiny ``dna_latent`` run on 40 random 32-bp sequences of two labels; returns the folder and result."""
+    rng = np.random.default_rng(seed)
     lines = [f">s{i} label={'ab'[i % 2]}\n{''.join(rng.choice(list('ACGT'), 32))}\n" for i in range(40)]
     (tmp_path / "toy.fa").write_text("".join(lines))
     out = tmp_path / "run"
     overrides = {**TINY, "device": "cpu", "data": str(tmp_path / "toy.fa"), "test_fraction": 0.25,
-                 "denoiser.predict": "bases", "evaluate": False, "diffusion_train.ckpt_every": 0}
+                 "evaluate": False, "diffusion_train.ckpt_every": 0, **options}
     result, _ = run_pipeline("dna_latent", out_dir=out, overrides=overrides, progress=False)
+    return out, result
+
+
+def test_run_with_a_base_predictor_saves_samples_and_reloads(tmp_path):
+    out, result = _toy_run(tmp_path, 0, **{"denoiser.predict": "bases"})
     assert result.synthetic.length == 32
     assert any(k.startswith("model.denoiser.encoder.") for k in load_checkpoint(out / "diffusion.ckpt")["ema"])
     # 20 training steps teach the base composition only, so only determinism is checked here
@@ -112,13 +118,7 @@ def test_unknown_prediction_target_and_negative_eta_are_rejected():
 
 
 def test_runs_recorded_before_the_options_existed_load_as_noise_predicting(tmp_path):
-    rng = np.random.default_rng(1)
-    lines = [f">s{i} label={'ab'[i % 2]}\n{''.join(rng.choice(list('ACGT'), 32))}\n" for i in range(40)]
-    (tmp_path / "toy.fa").write_text("".join(lines))
-    out = tmp_path / "run"
-    overrides = {**TINY, "device": "cpu", "data": str(tmp_path / "toy.fa"), "test_fraction": 0.25,
-                 "denoiser.predict": "eps", "eta": 0.0, "evaluate": False, "diffusion_train.ckpt_every": 0}
-    run_pipeline("dna_latent", out_dir=out, overrides=overrides, progress=False)
+    out, _ = _toy_run(tmp_path, 1, **{"denoiser.predict": "eps", "eta": 0.0})
     before = sample(out, 4, seed=5).sequences.tolist()
     ckpt = load_checkpoint(out / "diffusion.ckpt")
     del ckpt["run_config"]["config"]["denoiser"]["predict"], ckpt["run_config"]["config"]["eta"]
