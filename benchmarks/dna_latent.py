@@ -23,7 +23,7 @@ Timings depend on the machine and on what else runs on it; the JSON records the 
 the load average.
 
     python benchmarks/dna_latent.py [--data-root ../shared/data] [--train-on bundled|full] [--run-dir DIR]
-                                    [--sample-steps N]
+                                    [--sample-steps N] [--guidance G]
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample-steps", type=int, default=None,
                     help="DDIM steps of the scored draw (default: the run's sample_steps)")
+    ap.add_argument("--guidance", type=float, default=None,
+                    help="classifier-free guidance of the scored draw (default: the run's guidance)")
     args = ap.parse_args()
 
     import torch
@@ -156,8 +158,9 @@ def main() -> None:
     motifs, embedder = load_motifs(), load_embedder()
     wanted = test.label_counts()
     sample_steps = args.sample_steps or cfg.sample_steps
+    guidance = cfg.guidance if args.guidance is None else args.guidance
     synthetic = generate(ae, model, classes, wanted, seed=args.seed, sampler=cfg.sampler, steps=sample_steps,
-                         guidance=cfg.guidance, eta=cfg.eta)
+                         guidance=guidance, eta=cfg.eta)
     rows["model"] = _score("model", synthetic, train, test, motifs, embedder, args.seed)
     for name, fn in (("baseline:markov", generate_markov), ("baseline:position-frequency", generate_position_frequency)):
         rows[name] = _score(name, fn(train, wanted, args.seed), train, test, motifs, embedder, args.seed)
@@ -190,6 +193,7 @@ def main() -> None:
                  "n_synthetic": len(synthetic), "max_train": cfg.max_train},
         "config": {**to_dict(cfg), "data": _shown(cfg.data)},
         "scored_sample_steps": sample_steps,
+        "scored_guidance": guidance,
         "autoencoder_test_accuracy": reconstruction_accuracy(ae, io.codes_of(test)),
         "timings_seconds": {**{k: round(v, 1) for k, v in timings.items()}, "run_total": round(run_seconds, 1)},
         "exact_copies_of_full_training_split": copies_full,
