@@ -12,7 +12,11 @@ same training sequences as the model) and the real training data (real-vs-real r
   (by intended label) and on real test sequences, detection AUC (boosted trees on 4-mer plus
   binned GC/CpG features), JASPAR motif positional correlation for the default motifs present
   in the real data, fraction unique and exact copies of training sequences (those the model saw
-  and the whole training split);
+  and, for the whole draw, the whole training split);
+- the motif statistics are scored on a draw ``--motif-draw`` (4) times the test split's size,
+  of which the first 1x per cell type gives the other metrics: with only 4,565 sequences the
+  positional profiles are so noisy that random subsets of the real training split, scored the
+  same way, reach r >= 0.9 at every default motif in only 12% of 200 tries (90% at 4x);
 - autoencoder per-base reconstruction accuracy on the test split, train/sample wall times,
   sampling throughput at 200 bp (the trained model) and at 1,024 bp (the same architecture,
   untrained: throughput does not depend on the weights).
@@ -42,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _score(name, synthetic, train, test, motifs, embedder, seed):
+def _score(name, synthetic, train, test, motifs, embedder, seed, motif_draw=None):
     from omigen_dna_latent import io
     from omigen_dna_latent.classifier import conditional_fidelity
     from omigen_dna_latent.fred import fred
@@ -51,7 +55,7 @@ def _score(name, synthetic, train, test, motifs, embedder, seed):
 
     t0 = time.perf_counter()
     syn, real, tr = io.codes_of(synthetic), io.codes_of(test), io.codes_of(train)
-    stats = motif_statistics(real, syn, motifs)
+    stats = motif_statistics(real, io.codes_of(motif_draw) if motif_draw is not None else syn, motifs)
     present = {m: s for m, s in stats.items() if s["real_rate"] > 0}
     fid = conditional_fidelity(test, synthetic, train, seed=seed)
     row = {
@@ -68,6 +72,12 @@ def _score(name, synthetic, train, test, motifs, embedder, seed):
     }
     print(f"  scored {name} in {time.perf_counter() - t0:.1f} s", flush=True)
     return row
+
+
+def _first_per_label(data, wanted: dict) -> "SequenceData":
+    """The first ``wanted[label]`` sequences of each label, in their order in ``data``."""
+    keep = np.concatenate([np.flatnonzero(data.labels == label)[:n] for label, n in wanted.items()])
+    return data.subset(np.sort(keep))
 
 
 def _shown(path: "str | None") -> "str | None":
@@ -106,6 +116,9 @@ def main() -> None:
                     help="DDIM steps of the scored draw (default: the run's sample_steps)")
     ap.add_argument("--guidance", type=float, default=None,
                     help="classifier-free guidance of the scored draw (default: the run's guidance)")
+    ap.add_argument("--motif-draw", type=int, default=4,
+                    help="motif statistics are scored on this many times the test split's number of synthetic "
+                         "sequences (the other metrics on the first 1x of the same draw)")
     args = ap.parse_args()
 
     import torch
@@ -159,13 +172,16 @@ def main() -> None:
     wanted = test.label_counts()
     sample_steps = args.sample_steps or cfg.sample_steps
     guidance = cfg.guidance if args.guidance is None else args.guidance
-    synthetic = generate(ae, model, classes, wanted, seed=args.seed, sampler=cfg.sampler, steps=sample_steps,
-                         guidance=guidance, eta=cfg.eta)
-    rows["model"] = _score("model", synthetic, train, test, motifs, embedder, args.seed)
+    big = {label: n * args.motif_draw for label, n in wanted.items()}
+    drawn = generate(ae, model, classes, big, seed=args.seed, sampler=cfg.sampler, steps=sample_steps,
+                     guidance=guidance, eta=cfg.eta)
+    synthetic = _first_per_label(drawn, wanted)
+    rows["model"] = _score("model", synthetic, train, test, motifs, embedder, args.seed, drawn)
     for name, fn in (("baseline:markov", generate_markov), ("baseline:position-frequency", generate_position_frequency)):
-        rows[name] = _score(name, fn(train, wanted, args.seed), train, test, motifs, embedder, args.seed)
+        drawn_b = fn(train, big, args.seed)
+        rows[name] = _score(name, _first_per_label(drawn_b, wanted), train, test, motifs, embedder, args.seed, drawn_b)
     rows["reference:real"] = _score("reference:real", _cap(train, len(test), args.seed), train, test, motifs,
-                                    embedder, args.seed)
+                                    embedder, args.seed, _cap(train, args.motif_draw * len(test), args.seed))
 
     speed = {"200bp": _throughput(ae, model, classes, 1000, 50, cfg.guidance, cfg.eta)}
     torch.manual_seed(0)
@@ -174,7 +190,7 @@ def main() -> None:
     speed["1024bp_untrained_same_architecture"] = _throughput(long_ae, long_model, classes, 200, 50, cfg.guidance, cfg.eta)
 
     m, mk = rows["model"], rows["baseline:markov"]
-    copies_full = exact_copies(io.codes_of(synthetic), io.codes_of(full_train))
+    copies_full = exact_copies(io.codes_of(drawn), io.codes_of(full_train))
     targets = {
         "fred_below_markov": m["fred"] < mk["fred"],
         "classifier_within_10_points": abs(m["classifier_accuracy_synthetic"] - m["classifier_accuracy_real_test"]) <= 0.10,
@@ -190,7 +206,7 @@ def main() -> None:
         "data": {"test_file": "shared/data/dhs-200bp/dhs_sequences.tsv.gz", "test_split": "test",
                  "train_file": "bundled demo subset" if not cfg.data else "shared/data/dhs-200bp/dhs_sequences.tsv.gz",
                  "train_split": cfg.train_split, "n_train": len(train), "n_test": len(test),
-                 "n_synthetic": len(synthetic), "max_train": cfg.max_train},
+                 "n_synthetic": len(synthetic), "n_synthetic_motifs": len(drawn), "max_train": cfg.max_train},
         "config": {**to_dict(cfg), "data": _shown(cfg.data)},
         "scored_sample_steps": sample_steps,
         "scored_guidance": guidance,
