@@ -16,7 +16,8 @@ same training sequences as the model) and the real training data (real-vs-real r
 - the motif statistics are scored on a draw ``--motif-draw`` (4) times the test split's size,
   of which the first 1x per cell type gives the other metrics: with only 4,565 sequences the
   positional profiles are so noisy that random subsets of the real training split, scored the
-  same way, reach r >= 0.9 at every default motif in only 12% of 200 tries (90% at 4x);
+  same way, reach r >= 0.9 at every default motif in only 14% of 200 tries, and in 96% at 4x
+  (``benchmarks/dna_latent_motif_noise.py``);
 - autoencoder per-base reconstruction accuracy on the test split, train/sample wall times,
   sampling throughput at 200 bp (the trained model) and at 1,024 bp (the same architecture,
   untrained: throughput does not depend on the weights).
