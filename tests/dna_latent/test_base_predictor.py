@@ -17,9 +17,9 @@ from omigen_dna_latent.pipeline import generate, sample
 from omigen_dna_latent.plugin import TINY
 
 
-def _model(ae, length, n_classes=2, timesteps=50, channels=8, self_cond=False):
+def _model(ae, length, n_classes=2, timesteps=50, channels=8):
     model = build_latent_diffusion(
-        DenoiserConfig(channels=channels, heads=2, predict="bases", self_cond=self_cond),
+        DenoiserConfig(channels=channels, heads=2, predict="bases"),
         {"latent_channels": ae.config.latent_channels, "latent_length": length // ae.factor, "n_classes": n_classes,
          "diffusion": DiffusionConfig(timesteps=timesteps, cond_drop=0.2), "autoencoder": ae.config})
     model.set_encoder(ae)
@@ -68,8 +68,7 @@ def test_encoder_copy_is_frozen_and_travels_in_the_state_dict():
     assert {"model.denoiser.latent_mean", "model.denoiser.latent_std"} <= set(model.state_dict())
 
 
-@pytest.mark.parametrize("self_cond", [False, True])
-def test_base_predictor_learns_class_composition(self_cond):
+def test_base_predictor_learns_class_composition():
     # 'gc' sequences are GC-rich, 'at' ones AT-rich; the trained model must follow its label.
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -80,7 +79,7 @@ def test_base_predictor_learns_class_composition(self_cond):
     ae = DnaAutoencoder(AutoencoderConfig(channels=16, latent_channels=4, latent_noise=0.05))
     cfg = TrainConfig(steps=200, batch_size=32, lr=3e-3, ema_decay=0.0, progress=False, log_every=0)
     ae = Trainer(ae, torch.as_tensor(codes), cfg, device="cpu", seed=0).fit() and ae
-    model = _model(ae, length, channels=16, self_cond=self_cond)
+    model = _model(ae, length, channels=16)
     model.set_normalisation(encode_codes(ae, codes))
     cfg = TrainConfig(steps=250, batch_size=32, lr=3e-3, ema_decay=0.9, progress=False, log_every=0)
     trainer = Trainer(model, (torch.as_tensor(codes), torch.as_tensor(y)), cfg, device="cpu", seed=0)
@@ -89,38 +88,6 @@ def test_base_predictor_learns_class_composition(self_cond):
     gc = np.asarray([(s.count("G") + s.count("C")) / length for s in drawn.sequences])
     assert gc[:40].mean() > 0.7 and gc[40:].mean() < 0.3, (gc[:40].mean(), gc[40:].mean(), losses)
     assert len(set(drawn.sequences[:40])) > 30  # the noise, not only the label, decides each sequence
-
-
-def test_self_conditioning_feeds_each_chain_its_previous_estimate():
-    torch.manual_seed(0)
-    ae = DnaAutoencoder(AutoencoderConfig(channels=8, latent_channels=4))
-    model = _model(ae, 16, self_cond=True)
-    den = model.model.denoiser
-    nn.init.normal_(den.unet.out[-1].weight)  # the output layer starts at zero; make the logits depend on the input
-    x, t = torch.randn(3, 4, 16 // ae.factor), torch.tensor([30, 30, 30])
-    probs = torch.rand(3, 16, 4).softmax(-1)
-    with torch.no_grad():
-        assert torch.equal(den.logits(x, t), den.logits(x, t, previous=torch.zeros(3, 16, 4)))
-        assert not torch.allclose(den.logits(x, t), den.logits(x, t, previous=probs))
-        g = torch.Generator().manual_seed(0)
-        den.guided_eps(x, t, generator=g)
-        stored = den._previous[g][0]
-        assert stored.shape == (3, 16, 4) and torch.allclose(stored.sum(-1), torch.ones(3, 16))
-        assert den._previous_estimate(x, t - 10, g) is stored  # the chain's next step sees it
-        assert den._previous_estimate(x, t, g) is None  # a new chain starts at a timestep not below
-        assert den._previous_estimate(x, t - 10, torch.Generator()) is None  # another chain does not
-    # batches drawn in parallel threads match one thread, and nothing is kept after the draw
-    y = torch.tensor([0, 1] * 6)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = model.sample(12, y, steps=10, eta=1.0, generator=torch.Generator().manual_seed(4), batch_size=4)
-        torch.set_num_threads(3)
-        three = model.sample(12, y, steps=10, eta=1.0, generator=torch.Generator().manual_seed(4), batch_size=4)
-    finally:
-        torch.set_num_threads(threads)
-    torch.testing.assert_close(one, three)
-    assert den._previous == {}
 
 
 def _toy_run(tmp_path, seed: int, **options):
@@ -135,9 +102,8 @@ def _toy_run(tmp_path, seed: int, **options):
     return out, result
 
 
-@pytest.mark.parametrize("self_cond", [False, True])
-def test_run_with_a_base_predictor_saves_samples_and_reloads(tmp_path, self_cond):
-    out, result = _toy_run(tmp_path, 0, **{"denoiser.predict": "bases", "denoiser.self_cond": self_cond})
+def test_run_with_a_base_predictor_saves_samples_and_reloads(tmp_path):
+    out, result = _toy_run(tmp_path, 0, **{"denoiser.predict": "bases"})
     assert result.synthetic.length == 32
     assert any(k.startswith("model.denoiser.encoder.") for k in load_checkpoint(out / "diffusion.ckpt")["ema"])
     # 20 training steps teach the base composition only, so only determinism is checked here
@@ -147,8 +113,6 @@ def test_run_with_a_base_predictor_saves_samples_and_reloads(tmp_path, self_cond
 def test_unknown_prediction_target_and_negative_eta_are_rejected():
     with pytest.raises(OmigenInputError, match="denoiser predict must be one of eps, bases"):
         DenoiserConfig(predict="x0").validate()
-    with pytest.raises(OmigenInputError, match="self_cond needs predict='bases'"):
-        DenoiserConfig(predict="eps", self_cond=True).validate()
     with pytest.raises(OmigenInputError, match="eta must be >= 0"):
         DnaLatentConfig(eta=-0.5).validate()
 

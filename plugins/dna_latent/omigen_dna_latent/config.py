@@ -62,12 +62,6 @@ class DenoiserConfig:
     estimate is the frozen encoder's latent of the predicted base probabilities (as in CDCD,
     Dieleman et al. 2022). ``bases`` makes the denoiser learn which sequences are valid, which
     noise prediction on the latent alone learns poorly.
-
-    ``self_cond`` (``bases`` only) feeds the U-Net its previous estimate of the base probabilities
-    next to the latent (self-conditioning, Chen et al. 2022, as CDCD does): in training, on half
-    of each batch, the estimate of a first pass without gradients; in sampling, the previous
-    step's. Each draw picks every base independently given the latent, so without it the sampler
-    cannot see which neighbouring bases it has been committing to.
     """
 
     channels: int = 32
@@ -77,14 +71,11 @@ class DenoiserConfig:
     heads: int = 4
     dropout: float = 0.0
     predict: str = "bases"
-    self_cond: bool = False
 
     def validate(self) -> None:
         """Raise :class:`OmigenInputError` naming the first invalid setting."""
         if self.predict not in PREDICTIONS:
             raise OmigenInputError(f"denoiser predict must be one of {', '.join(PREDICTIONS)}, got {self.predict!r}")
-        if self.self_cond and self.predict != "bases":
-            raise OmigenInputError("denoiser self_cond needs predict='bases'")
         if self.channels < 1 or not self.mults or any(m < 1 for m in self.mults):
             raise OmigenInputError(f"denoiser channels and mults must be >= 1, got {self.channels}, {self.mults}")
         if self.blocks < 1:

@@ -166,13 +166,9 @@ class BasePredictor(nn.Module):
     """
 
     def __init__(self, unet: UNet1d, encoder: nn.Module, factor: int, config: DiffusionConfig,
-                 latent_channels: int, self_cond: bool = False) -> None:
+                 latent_channels: int) -> None:
         super().__init__()
         self.unet, self.encoder, self.factor = unet, encoder, int(factor)
-        self.self_cond = bool(self_cond)
-        # Self-conditioning state of the chains being sampled: generator -> (probabilities, t).
-        # Each batch of a draw has its own generator, so batches sampled in parallel threads keep apart.
-        self._previous: dict = {}
         self.encoder.requires_grad_(False)
         ab = torch.tensor(np.cumprod(1.0 - make_betas(config)), dtype=torch.float32)
         self.register_buffer("sqrt_ab", ab.sqrt(), persistent=False)
@@ -180,27 +176,11 @@ class BasePredictor(nn.Module):
         self.register_buffer("latent_mean", torch.zeros(latent_channels, 1))
         self.register_buffer("latent_std", torch.ones(latent_channels, 1))
 
-    def logits(self, x: Tensor, t: Tensor, y: Tensor | None = None, previous: Tensor | None = None) -> Tensor:
-        """Per-base logits ``(B, L' * factor, 4)`` of the clean sequence given ``x_t`` (and, with
-        ``self_cond``, a previous estimate ``(B, L' * factor, 4)`` of the probabilities; None: zeros)."""
-        B, _, Lp = x.shape
-        if self.self_cond:
-            if previous is None:
-                previous = x.new_zeros(B, Lp * self.factor, 4)
-            # the inverse of the output layout below: base k of latent position p is channel 4k + base
-            prev = previous.reshape(B, Lp, self.factor, 4).permute(0, 2, 3, 1).reshape(B, 4 * self.factor, Lp)
-            x = torch.cat([x, prev.to(x.dtype)], 1)
+    def logits(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        """Per-base logits ``(B, L' * factor, 4)`` of the clean sequence given ``x_t``."""
         out = self.unet(x, t, y)
+        B, _, Lp = out.shape
         return out.view(B, self.factor, 4, Lp).permute(0, 3, 1, 2).reshape(B, Lp * self.factor, 4)
-
-    def self_conditioned_logits(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
-        """Training logits: with ``self_cond``, half the rows see a first pass's probabilities."""
-        if not self.self_cond:
-            return self.logits(x, t, y)
-        with torch.no_grad():
-            previous = self.logits(x, t, y).softmax(-1)
-        keep = torch.rand(x.shape[0], 1, 1, device=x.device) < 0.5
-        return self.logits(x, t, y, previous * keep)
 
     def encode(self, probs: Tensor) -> Tensor:
         """Normalised latent ``(B, C, L')`` of (soft) one-hot sequences ``(B, L, 4)``."""
@@ -211,36 +191,19 @@ class BasePredictor(nn.Module):
                    generator: torch.Generator | None = None) -> Tensor:
         """The noise implied by a sequence drawn (from ``generator``) from the guided base probabilities."""
         t = torch.as_tensor(t, device=x.device).long().expand(x.shape[0])
-        previous = self._previous_estimate(x, t, generator)
         if y is None or guidance == 1.0:
-            logp = self.logits(x, t, y, previous).log_softmax(-1)
+            logp = self.logits(x, t, y).log_softmax(-1)
         elif guidance == 0.0:
-            logp = self.logits(x, t, torch.full_like(y, NULL_LABEL), previous).log_softmax(-1)
+            logp = self.logits(x, t, torch.full_like(y, NULL_LABEL)).log_softmax(-1)
         else:
-            both = self.logits(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, NULL_LABEL)]),
-                               None if previous is None else torch.cat([previous, previous])).log_softmax(-1)
+            both = self.logits(torch.cat([x, x]), torch.cat([t, t]),
+                               torch.cat([y, torch.full_like(y, NULL_LABEL)])).log_softmax(-1)
             cond, uncond = both.chunk(2)
             logp = uncond + guidance * (cond - uncond)
-        if self.self_cond and generator is not None:
-            self._previous[generator] = (logp.softmax(-1), int(t.max()))
         u = torch.rand(logp.shape, generator=generator, device=x.device).clamp_(1e-20, 1.0)
         drawn = (logp - (-u.log()).log()).argmax(-1)  # Gumbel-max: one draw per base
         x0 = self.encode(F.one_hot(drawn, 4).to(x.dtype))
         return (x - self.sqrt_ab[t].view(-1, 1, 1) * x0) / self.sqrt_one_minus_ab[t].view(-1, 1, 1)
-
-    def _previous_estimate(self, x: Tensor, t: Tensor, generator: torch.Generator | None) -> Tensor | None:
-        """The probabilities of this chain's previous step, or None at a chain's first step (its
-        timestep is not below the stored one) and without self-conditioning or a generator."""
-        if not self.self_cond or generator is None:
-            return None
-        stored = self._previous.get(generator)
-        if stored is None or stored[0].shape[0] != x.shape[0] or int(t.max()) >= stored[1]:
-            return None
-        return stored[0]
-
-    def forget_chains(self) -> None:
-        """Drop the self-conditioning state of finished draws."""
-        self._previous.clear()
 
     def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         return self.guided_eps(x, t, y)
@@ -310,15 +273,11 @@ class LatentDiffusion(nn.Module):
         with torch.no_grad():
             x0 = den.encode(F.one_hot(codes, 4).float())
         x_t, t, _, y = self.model.diffusion.noised(x0, y)
-        return F.cross_entropy(den.self_conditioned_logits(x_t, t, y).reshape(-1, 4), codes.reshape(-1))
+        return F.cross_entropy(den.logits(x_t, t, y).reshape(-1, 4), codes.reshape(-1))
 
     def sample(self, n: int, y=None, **options) -> Tensor:
         """``n`` autoencoder latents (denormalised), see :meth:`DiffusionModel.sample` for ``options``."""
-        try:
-            return self.denormalise(self.model.sample(n, y, **options))
-        finally:
-            if self.predicts_bases:
-                self.model.denoiser.forget_chains()
+        return self.denormalise(self.model.sample(n, y, **options))
 
 
 def build_latent_diffusion(config: DenoiserConfig, info: dict) -> LatentDiffusion:
@@ -341,6 +300,6 @@ def build_latent_diffusion(config: DenoiserConfig, info: dict) -> LatentDiffusio
     if ae_config.latent_channels != c:
         raise ValueError(f"latent_channels {c} differs from the autoencoder's {ae_config.latent_channels}")
     factor = 2 ** ae_config.downsample
-    unet = UNet1d(c + (4 * factor if config.self_cond else 0), config, n_classes, out_channels=4 * factor)
-    denoiser = BasePredictor(unet, DnaAutoencoder(ae_config).encoder, factor, diffusion, c, config.self_cond)
+    unet = UNet1d(c, config, n_classes, out_channels=4 * factor)
+    denoiser = BasePredictor(unet, DnaAutoencoder(ae_config).encoder, factor, diffusion, c)
     return LatentDiffusion(denoiser, diffusion, (c, length), n_classes)
