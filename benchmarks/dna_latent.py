@@ -28,7 +28,7 @@ Timings depend on the machine and on what else runs on it; the JSON records the 
 the load average.
 
     python benchmarks/dna_latent.py [--data-root ../shared/data] [--train-on bundled|full] [--run-dir DIR]
-                                    [--sample-steps N] [--guidance G]
+                                    [--sample-steps N] [--guidance G] [--motif-draw K]
 """
 
 from __future__ import annotations
@@ -40,8 +40,12 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from omigen.data import SequenceData
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -17,7 +17,6 @@ Writes ``benchmarks/results/dna_latent_motif_noise.json`` and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
