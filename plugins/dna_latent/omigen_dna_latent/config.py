@@ -115,8 +115,8 @@ class DnaLatentConfig(RunConfig):
     ``autoencoder_train`` (stage "autoencoder"), ``diffusion_train`` (stage "diffusion"),
     ``autoencoder``, ``denoiser``, ``diffusion``. ``conditional=False`` ignores the labels.
 
-    Sampling: ``sampler`` (ddim|ddpm), ``sample_steps`` (DDIM steps; FReD fell from 0.52 at 50 to 0.29 at
-    100 and 0.19 at 200 on the DHS benchmark), ``eta`` (DDIM's fresh noise per
+    Sampling: ``sampler`` (ddim|ddpm), ``sample_steps`` (DDIM steps; more steps lower FReD on the DHS
+    benchmark, see the plugin README; 100 keeps the default run under 5 minutes), ``eta`` (DDIM's fresh noise per
     step: 0 deterministic, 1 ancestral as in DDPM; 1 scored best on the DHS subset), ``guidance`` (classifier-free
     guidance weight; 1 = plain conditional), ``n_per_class`` (0: the test split's class counts).
     ``evaluate=False`` skips the metrics and the report (e.g. when a benchmark scores the run itself).
