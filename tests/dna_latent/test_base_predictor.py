@@ -124,3 +124,79 @@ def test_runs_recorded_before_the_options_existed_load_as_noise_predicting(tmp_p
     del ckpt["run_config"]["config"]["denoiser"]["predict"], ckpt["run_config"]["config"]["eta"]
     torch.save(ckpt, out / "diffusion.ckpt")
     assert sample(out, 4, seed=5).sequences.tolist() == before
+
+
+def test_context_index_codes_the_preceding_bases():
+    from omigen_dna_latent.denoiser import context_index
+
+    codes = torch.tensor([[1, 2, 3, 0, 2]])
+    assert context_index(codes, 0).tolist() == [[0, 0, 0, 0, 0]]
+    assert context_index(codes, 1).tolist() == [[0, 1, 2, 3, 0]]
+    # two bases back: the one just before in the low digit, before the start counts as A
+    assert context_index(codes, 2).tolist() == [[0, 1, 2 + 4 * 1, 3 + 4 * 2, 0 + 4 * 3]]
+
+
+def _cycle_logp(length, batch=5):
+    """Log-probabilities of a first-order chain: the base after b is (b + 1) % 4, the first one C."""
+    logp = torch.full((batch, length, 4, 4), -30.0)
+    logp[:, :, torch.arange(4), (torch.arange(4) + 1) % 4] = 0.0
+    return logp
+
+
+def test_chained_draw_follows_the_preceding_base():
+    ae = DnaAutoencoder(AutoencoderConfig(channels=8, latent_channels=4))
+    den = build_latent_diffusion(
+        DenoiserConfig(channels=8, heads=2, context=1),
+        {"latent_channels": 4, "latent_length": 4, "n_classes": 0, "autoencoder": ae.config}).model.denoiser
+    assert den.context == 1 and den.unet.out[-1].out_channels == 16 * ae.factor
+    drawn = den.draw(_cycle_logp(9), torch.Generator().manual_seed(0))
+    assert drawn.tolist() == [[1, 2, 3, 0, 1, 2, 3, 0, 1]] * 5
+    # the rows the loss reads for the true sequence are the ones that predict it
+    picked = den.base_logits(_cycle_logp(9), drawn)
+    assert (picked.argmax(-1) == drawn).all()
+    # logits(): the U-Net's channels unpack to (B, L, rows, 4) with the factor bases of a latent position together
+    x = torch.randn(2, 4, 4)
+    out = den.unet(x, torch.tensor([3, 3]))
+    logits = den.logits(x, torch.tensor([3, 3]))
+    assert logits.shape == (2, 16, 4, 4)
+    torch.testing.assert_close(logits[1, ae.factor + 1, 2], out[1].view(ae.factor, 4, 4, 4)[1, 2, :, 1])
+
+
+def test_context_needs_base_prediction_and_a_short_context():
+    with pytest.raises(OmigenInputError, match="context must be 0-3"):
+        DenoiserConfig(context=4).validate()
+    with pytest.raises(OmigenInputError, match="context needs predict='bases'"):
+        DenoiserConfig(predict="eps", context=1).validate()
+
+
+def test_chained_base_predictor_learns_neighbour_dependence():
+    # Bases come in identical pairs (AA, CC, ...): uniform per base, but position 2i+1 copies 2i.
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    n, length = 128, 16
+    codes = np.repeat(rng.integers(0, 4, size=(n, length // 2)), 2, axis=1).astype(np.int64)
+    ae = DnaAutoencoder(AutoencoderConfig(channels=16, latent_channels=4, latent_noise=0.05))
+    cfg = TrainConfig(steps=200, batch_size=32, lr=3e-3, ema_decay=0.0, progress=False, log_every=0)
+    ae = Trainer(ae, torch.as_tensor(codes), cfg, device="cpu", seed=0).fit() and ae
+    agreement = {}
+    for context in (0, 1):
+        torch.manual_seed(0)
+        model = build_latent_diffusion(
+            DenoiserConfig(channels=16, heads=2, context=context),
+            {"latent_channels": 4, "latent_length": length // ae.factor, "n_classes": 0,
+             "diffusion": DiffusionConfig(timesteps=50), "autoencoder": ae.config})
+        model.set_encoder(ae)
+        model.set_normalisation(encode_codes(ae, codes))
+        cfg = TrainConfig(steps=150, batch_size=32, lr=3e-3, ema_decay=0.9, progress=False, log_every=0)
+        trainer = Trainer(model, torch.as_tensor(codes), cfg, device="cpu", seed=0)
+        trainer.fit()
+        # one step's draw from pure noise, where the latent says nothing about the pairs
+        den = trainer.ema.model.denoiser
+        with torch.no_grad():
+            x, t = torch.randn(200, 4, length // ae.factor, generator=torch.Generator().manual_seed(1)), torch.tensor(49)
+            drawn = den.draw(den.logits(x, t.expand(200)).log_softmax(-1), torch.Generator().manual_seed(2))
+        agreement[context] = (drawn[:, 0::2] == drawn[:, 1::2]).float().mean().item()
+        if context:
+            sequences = generate(ae, trainer.ema, [], {None: 60}, seed=0, steps=10).sequences
+            assert np.mean([s[0::2] == s[1::2] for s in sequences]) > 0.5
+    assert agreement[1] > 0.9 and agreement[0] < 0.5, agreement

@@ -62,6 +62,11 @@ class DenoiserConfig:
     estimate is the frozen encoder's latent of the predicted base probabilities (as in CDCD,
     Dieleman et al. 2022). ``bases`` makes the denoiser learn which sequences are valid, which
     noise prediction on the latent alone learns poorly.
+
+    ``context`` (``bases`` only) is how many preceding bases each base's predicted probability
+    depends on: 0, every base independent given the noisy latent; k > 0, a k-th order chain along
+    the sequence (``4**k`` rows of logits per base, drawn left to right at each sampling step), so
+    that dependencies between neighbours such as CpG depletion survive the draw.
     """
 
     channels: int = 32
@@ -71,6 +76,7 @@ class DenoiserConfig:
     heads: int = 4
     dropout: float = 0.0
     predict: str = "bases"
+    context: int = 0
 
     def validate(self) -> None:
         """Raise :class:`OmigenInputError` naming the first invalid setting."""
@@ -85,6 +91,10 @@ class DenoiserConfig:
                                    f"{self.channels * self.mults[-1]}")
         if not 0.0 <= self.dropout < 1.0:
             raise OmigenInputError(f"denoiser dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.context <= 3:
+            raise OmigenInputError(f"denoiser context must be 0-3 preceding bases, got {self.context}")
+        if self.context and self.predict != "bases":
+            raise OmigenInputError("denoiser context needs predict='bases'")
 
 
 def _ae_train() -> TrainConfig:
