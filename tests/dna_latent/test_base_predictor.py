@@ -17,9 +17,9 @@ from omigen_dna_latent.pipeline import generate, sample
 from omigen_dna_latent.plugin import TINY
 
 
-def _model(ae, length, n_classes=2, timesteps=50, channels=8):
+def _model(ae, length, n_classes=2, timesteps=50, channels=8, context=0):
     model = build_latent_diffusion(
-        DenoiserConfig(channels=channels, heads=2, predict="bases"),
+        DenoiserConfig(channels=channels, heads=2, predict="bases", context=context),
         {"latent_channels": ae.config.latent_channels, "latent_length": length // ae.factor, "n_classes": n_classes,
          "diffusion": DiffusionConfig(timesteps=timesteps, cond_drop=0.2), "autoencoder": ae.config})
     model.set_encoder(ae)
@@ -68,7 +68,8 @@ def test_encoder_copy_is_frozen_and_travels_in_the_state_dict():
     assert {"model.denoiser.latent_mean", "model.denoiser.latent_std"} <= set(model.state_dict())
 
 
-def test_base_predictor_learns_class_composition():
+@pytest.mark.parametrize("context", [0, 2])
+def test_base_predictor_learns_class_composition(context):
     # 'gc' sequences are GC-rich, 'at' ones AT-rich; the trained model must follow its label.
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -79,7 +80,7 @@ def test_base_predictor_learns_class_composition():
     ae = DnaAutoencoder(AutoencoderConfig(channels=16, latent_channels=4, latent_noise=0.05))
     cfg = TrainConfig(steps=200, batch_size=32, lr=3e-3, ema_decay=0.0, progress=False, log_every=0)
     ae = Trainer(ae, torch.as_tensor(codes), cfg, device="cpu", seed=0).fit() and ae
-    model = _model(ae, length, channels=16)
+    model = _model(ae, length, channels=16, context=context)
     model.set_normalisation(encode_codes(ae, codes))
     cfg = TrainConfig(steps=250, batch_size=32, lr=3e-3, ema_decay=0.9, progress=False, log_every=0)
     trainer = Trainer(model, (torch.as_tensor(codes), torch.as_tensor(y)), cfg, device="cpu", seed=0)
@@ -162,11 +163,9 @@ def test_chained_draw_follows_the_preceding_base():
     torch.testing.assert_close(logits[1, ae.factor + 1, 2], out[1].view(ae.factor, 4, 4, 4)[1, 2, :, 1])
 
 
-def test_context_needs_base_prediction_and_a_short_context():
+def test_context_is_at_most_three_bases():
     with pytest.raises(OmigenInputError, match="context must be 0-3"):
         DenoiserConfig(context=4).validate()
-    with pytest.raises(OmigenInputError, match="context needs predict='bases'"):
-        DenoiserConfig(predict="eps", context=1).validate()
 
 
 def test_chained_base_predictor_learns_neighbour_dependence():
@@ -200,3 +199,13 @@ def test_chained_base_predictor_learns_neighbour_dependence():
             sequences = generate(ae, trainer.ema, [], {None: 60}, seed=0, steps=10).sequences
             assert np.mean([s[0::2] == s[1::2] for s in sequences]) > 0.5
     assert agreement[1] > 0.9 and agreement[0] < 0.5, agreement
+
+
+def test_runs_recorded_before_the_chained_draw_load_with_independent_bases(tmp_path):
+    out, _ = _toy_run(tmp_path, 2, **{"denoiser.context": 0})
+    before = sample(out, 4, seed=5).sequences.tolist()
+    ckpt = load_checkpoint(out / "diffusion.ckpt")
+    del ckpt["run_config"]["config"]["denoiser"]["context"]
+    torch.save(ckpt, out / "diffusion.ckpt")
+    assert sample(out, 4, seed=5).sequences.tolist() == before
+    assert DenoiserConfig().context == 2  # new runs chain each base to the two before it

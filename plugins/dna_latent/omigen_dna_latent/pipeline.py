@@ -314,6 +314,8 @@ def load_models(run_dir: "str | Path", device: str = "cpu"):
         raise OmigenInputError(f"{paths[DIFFUSION_STAGE]} lacks the run's config; it was not written by dna_latent")
     # Runs recorded before these options existed used a noise-predicting denoiser and deterministic DDIM.
     meta["config"].setdefault("denoiser", {}).setdefault("predict", "eps")
+    # ... and those recorded before ``denoiser.context`` drew every base independently.
+    meta["config"]["denoiser"].setdefault("context", 0)
     meta["config"].setdefault("eta", 0.0)
     cfg = from_dict(DnaLatentConfig, meta["config"])
     classes = list(meta.get("classes") or [])
