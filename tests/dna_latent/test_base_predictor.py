@@ -156,8 +156,10 @@ def test_chained_draw_follows_the_preceding_base():
     picked = den.base_logits(_cycle_logp(9), drawn)
     assert (picked.argmax(-1) == drawn).all()
     # logits(): the U-Net's channels unpack to (B, L, rows, 4) with the factor bases of a latent position together
+    nn.init.normal_(den.unet.out[-1].weight)  # the output layer starts at zero; make the layout visible
     x = torch.randn(2, 4, 4)
     out = den.unet(x, torch.tensor([3, 3]))
+    assert out.abs().min() > 0
     logits = den.logits(x, torch.tensor([3, 3]))
     assert logits.shape == (2, 16, 4, 4)
     torch.testing.assert_close(logits[1, ae.factor + 1, 2], out[1].view(ae.factor, 4, 4, 4)[1, 2, :, 1])

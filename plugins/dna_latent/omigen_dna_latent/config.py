@@ -126,8 +126,8 @@ class DnaLatentConfig(RunConfig):
     ``autoencoder``, ``denoiser``, ``diffusion``. ``conditional=False`` ignores the labels.
 
     Sampling: ``sampler`` (ddim|ddpm), ``sample_steps`` (DDIM steps; with the default chained draw,
-    ``denoiser.context = 2``, 25 scored better on the DHS benchmark than 10, 15, 35 or 50, see the
-    plugin README), ``eta`` (DDIM's fresh noise per
+    ``denoiser.context = 2``, 25 scored better on the DHS data than 10, 15, 35 or 50 in the probes
+    the plugin README lists), ``eta`` (DDIM's fresh noise per
     step: 0 deterministic, 1 ancestral as in DDPM; 1 scored best on the DHS subset), ``guidance`` (classifier-free
     guidance weight; 1 = plain conditional), ``n_per_class`` (0: the test split's class counts).
     ``evaluate=False`` skips the metrics and the report (e.g. when a benchmark scores the run itself).
