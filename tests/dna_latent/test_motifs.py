@@ -83,3 +83,33 @@ def test_statistics_identical_and_shifted_sets():
     one_sided = mo.motif_statistics(to_codes(base), to_codes(early), toy, threshold=0.99, bin_width=5)["acg"]
     assert one_sided["position_r"] == 0.0 and one_sided["count_js"] == pytest.approx(1.0)
     assert mo.positional_profile(np.array([[1, 0, 0, 1, 1]], bool), 2).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_label_rates_and_enrichment_by_hand():
+    counts = np.array([[10, 0, 0], [0, 10, 0], [0, 0, 10], [0, 0, 0]])  # ACG
+    toy = [mo.Motif("acg", "toy", mo.pssm_from_counts(counts))]
+    # "x" sequences carry ACG twice, "y" ones once
+    real = encode(["ACGAACGAAA"] * 4 + ["AAAACGAAAA"] * 4)
+    labels = np.array(["x"] * 4 + ["y"] * 4)
+    rates = mo.label_rates(real, labels, toy, threshold=0.99)["acg"]
+    assert rates == {"x": 2.0, "y": 1.0, "all": 1.5}
+    flat = mo.label_rates(encode(["ACGAAAAAAA"] * 8), labels, toy, threshold=0.99)
+    assert flat["acg"] == {"x": 1.0, "y": 1.0, "all": 1.0}
+
+    two = {"acg": rates, "gca": {"x": 0.5, "y": 1.5, "all": 1.0}}
+    assert mo.label_enrichment_r(two, two) == pytest.approx(1.0)
+    # the same enrichments at twice the overall rates: still r = 1
+    doubled = {m: {k: 2 * v for k, v in r.items()} for m, r in two.items()}
+    assert mo.label_enrichment_r(two, doubled) == pytest.approx(1.0)
+    # labels swapped: log2 enrichments (0.415, -0.585, -1, 0.585) against (-0.585, 0.415, 0.585, -1)
+    swapped = {m: {"x": r["y"], "y": r["x"], "all": r["all"]} for m, r in two.items()}
+    x = np.log2([2 / 1.5, 1 / 1.5, 0.5, 1.5])
+    y = np.log2([1 / 1.5, 2 / 1.5, 1.5, 0.5])
+    r = mo.label_enrichment_r(two, swapped)
+    assert r == pytest.approx(np.corrcoef(x, y)[0, 1]) and r < -0.9
+    # one motif mix for every label: no enrichment to correlate with, r 0 by the flat-profile rule
+    assert mo.label_enrichment_r({"acg": rates}, flat) == 0.0
+    # a motif absent from a set contributes no pair
+    assert mo.label_enrichment_r({"acg": {"x": 0.0, "y": 0.0, "all": 0.0}}, flat) == 0.0
+    with pytest.raises(OmigenInputError, match="one label per sequence"):
+        mo.label_rates(real, labels[:3], toy)

@@ -19,6 +19,13 @@ Comparisons, real vs synthetic, per motif:
   :data:`POSITION_BIN` bp to smooth it. A flat profile has no correlation; then two identical
   profiles (e.g. no hits in either set) score 1 and any other pair 0, so the value is always finite;
 - ``real_rate`` / ``synthetic_rate``: mean hits per sequence.
+
+Per label (cell type), :func:`label_rates` gives each motif's hits per sequence of each label and
+:func:`label_enrichment_r` compares them: the Pearson r, over every (motif, label) pair, of
+``log2(rate of the label / rate of the whole set)`` real against synthetic. A cell-type factor
+that is enriched in its own cell type (HNF4A in HepG2 DHS sites) must be enriched in the
+synthetic sequences of that label too; a generator that writes the same motif mix for every
+label scores about 0 however well its pooled positional profiles match.
 """
 
 from __future__ import annotations
@@ -196,6 +203,40 @@ def compare_motif_hits(real: dict[str, MotifHits], synthetic: dict[str, MotifHit
             "synthetic_rate": float(s.counts.mean()),
         }
     return out
+
+
+def label_rates(codes: np.ndarray, labels: np.ndarray, motifs: list[Motif] | None = None,
+                threshold: float = THRESHOLD) -> dict[str, dict[str, float]]:
+    """Per motif name, per label (sorted, as strings): mean hits per sequence of that label; key
+    ``"all"`` holds the whole set's rate."""
+    codes, labels = np.asarray(codes), np.asarray(labels).astype(str)
+    if codes.ndim != 2 or codes.shape[0] == 0 or labels.shape != codes.shape[:1]:
+        raise OmigenInputError("label rates need one label per sequence")
+    names, index = np.unique(labels, return_inverse=True)
+    sizes = np.bincount(index, minlength=names.size)
+    out = {}
+    for motif in motifs if motifs is not None else load_motifs():
+        counts = scan(codes, motif, threshold).sum(axis=1)
+        per = np.bincount(index, weights=counts, minlength=names.size) / sizes
+        out[motif.name] = {**{str(k): float(v) for k, v in zip(names, per)}, "all": float(counts.mean())}
+    return out
+
+
+def label_enrichment_r(real: dict[str, dict[str, float]], synthetic: dict[str, dict[str, float]]) -> float:
+    """Pearson r of per-label log2 enrichments (module docstring) over the (motif, label) pairs where
+    the motif occurs in both sets; 0 when fewer than two pairs qualify."""
+    pairs = []
+    for name, r in real.items():
+        s = synthetic.get(name, {})
+        if r["all"] <= 0 or s.get("all", 0) <= 0:
+            continue
+        for label in r:
+            if label != "all" and label in s and r[label] > 0 and s[label] > 0:
+                pairs.append((np.log2(r[label] / r["all"]), np.log2(s[label] / s["all"])))
+    if len(pairs) < 2:
+        return 0.0
+    x, y = np.asarray(pairs).T
+    return _pearson(x, y)
 
 
 def motif_statistics(real: np.ndarray, synthetic: np.ndarray, motifs: list[Motif] | None = None,
