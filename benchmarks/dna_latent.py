@@ -11,7 +11,10 @@ same training sequences as the model) and the real training data (real-vs-real r
 - FReD (the plugin's shipped reference embedder), cell-type classifier accuracy on synthetic
   (by intended label) and on real test sequences, detection AUC (boosted trees on 4-mer plus
   binned GC/CpG features), JASPAR motif positional correlation for the default motifs present
-  in the real data, fraction unique and exact copies of training sequences (those the model saw
+  in the real data, each motif's hits per sequence per cell type (``motif_rate_by_label``, real
+  and synthetic) and the correlation of their per-cell-type enrichments
+  (``motif_label_enrichment_r``, :func:`omigen_dna_latent.motifs.label_enrichment_r`: does HepG2
+  get its HNF4A sites and K562 its GATA1 sites?), fraction unique and exact copies of training sequences (those the model saw
   and, for the whole draw, the whole training split);
 - the motif statistics are scored on a draw ``--motif-draw`` (4) times the test split's size,
   of which the first 1x per cell type gives the other metrics (FReD is also reported for each
@@ -57,12 +60,15 @@ def _score(name, synthetic, train, test, motifs, embedder, seed, motif_draw=None
     from omigen_dna_latent import io
     from omigen_dna_latent.classifier import conditional_fidelity
     from omigen_dna_latent.fred import fred
-    from omigen_dna_latent.motifs import motif_statistics
+    from omigen_dna_latent.motifs import label_enrichment_r, label_rates, motif_statistics
     from omigen_dna_latent.seqmetrics import detection_auc, exact_copies, fraction_unique
 
     t0 = time.perf_counter()
     syn, real, tr = io.codes_of(synthetic), io.codes_of(test), io.codes_of(train)
-    stats = motif_statistics(real, io.codes_of(motif_draw) if motif_draw is not None else syn, motifs)
+    motif_set = motif_draw if motif_draw is not None else synthetic
+    stats = motif_statistics(real, io.codes_of(motif_set), motifs)
+    real_by_label = label_rates(real, test.labels, motifs)
+    syn_by_label = label_rates(io.codes_of(motif_set), motif_set.labels, motifs)
     present = {m: s for m, s in stats.items() if s["real_rate"] > 0}
     fid = conditional_fidelity(test, synthetic, train, seed=seed)
     row = {
@@ -74,6 +80,9 @@ def _score(name, synthetic, train, test, motifs, embedder, seed, motif_draw=None
         "motif_position_r_min": float(np.nanmin([s["position_r"] for s in present.values()])),
         "motif_position_r_mean": float(np.nanmean([s["position_r"] for s in present.values()])),
         "motif_count_js_mean": float(np.mean([s["count_js"] for s in present.values()])),
+        "motif_label_enrichment_r": label_enrichment_r(real_by_label, syn_by_label),
+        "motif_rate_by_label": {m: {label: [rate, syn_by_label[m].get(label, float("nan"))]
+                                    for label, rate in real_by_label[m].items()} for m in present},
         "fraction_unique": fraction_unique(syn),
         "exact_copies_of_training": exact_copies(syn, tr),
     }
@@ -242,7 +251,8 @@ def main() -> None:
     write_json(args.out, report)
 
     cols = ["fred", "classifier_accuracy_synthetic", "classifier_accuracy_real_test", "detection_auc",
-            "motif_position_r_min", "motif_position_r_mean", "motif_count_js_mean", "fraction_unique",
+            "motif_position_r_min", "motif_position_r_mean", "motif_count_js_mean", "motif_label_enrichment_r",
+            "fraction_unique",
             "exact_copies_of_training"]
     print(f"\n{'':28s}" + "".join(f"{c[:14]:>15s}" for c in cols))
     for name, row in rows.items():
