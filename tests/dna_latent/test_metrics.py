@@ -30,7 +30,7 @@ def sets():
 
 def test_specs_are_well_formed():
     names = [m.name for m in METRICS]
-    assert names == ["fred", "motifs", "kmer", "gc", "diversity", "memorisation", "detection",
+    assert names == ["fred", "motifs", "motif-enrichment", "kmer", "gc", "diversity", "memorisation", "detection",
                      "cell-type-fidelity"]
     for spec in METRICS:
         spec.validate()
@@ -62,6 +62,14 @@ def test_known_values(sets):
     gc_rows = np.arange(30)  # AT-rich sequences have TATA-like words everywhere; the GC-rich ones only the plant
     motifs = by_name["motifs"].compute(test.subset(gc_rows), synthetic.subset(gc_rows))
     assert motifs["tbp_position_r"] > 0.9  # the planted TATA box sits at the same place in both sets
+    enrichment = by_name["motif-enrichment"]
+    assert enrichment.needs_labels
+    assert enrichment.compute(test, synthetic)["label_enrichment_r"] > 0.9  # same generator, same per-class motifs
+    swapped = SequenceData(sequences=synthetic.sequences, samples=synthetic.samples,
+                           labels=np.where(np.asarray(synthetic.labels) == "gc", "at", "gc"))
+    assert enrichment.compute(test, swapped)["label_enrichment_r"] < 0.0
+    with pytest.raises(OmigenInputError, match="labelled"):
+        enrichment.compute(test, SequenceData(sequences=synthetic.sequences, samples=synthetic.samples))
     markov = generate_markov(train, synthetic.label_counts(), seed=0, order=2)
     fid = by_name["cell-type-fidelity"].compute(test, markov, train=train)
     assert fid["test_accuracy"] > 0.9 and fid["synthetic_accuracy"] > 0.9  # composition alone gives the class away

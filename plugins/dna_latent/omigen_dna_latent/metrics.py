@@ -7,6 +7,8 @@ metric                    outputs
 ``motifs``                per default JASPAR motif ``<tf>_count_js`` and ``<tf>_position_r``, and
                           their mean / minimum over the motifs that occur in the real data
                           (a motif absent from both sets has ``position_r`` 1, see :mod:`.motifs`)
+``motif-enrichment``      ``label_enrichment_r``: per (motif, label) log2 ratio of the label's hits per
+                          sequence to the set's, correlated real vs synthetic (needs labels)
 ``kmer``                  ``js_k1`` .. ``js_k6``: JS divergence (bits) of k-mer spectra; ``js_mean``
 ``gc``                    ``gc_wasserstein`` of per-sequence GC content; both mean GC values
 ``diversity``             ``fraction_unique`` of synthetic sequences (and of the real ones, info)
@@ -131,13 +133,17 @@ def compute_fred(real, synthetic, train=None, seed: int = 0) -> dict[str, float]
     return {"fred": frechet_distance(real_emb, embed(Y, model), seed=seed)}
 
 
-def _subsample(codes, limit: int, seed: int):
+def _rows(n: int, limit: int, seed: int) -> "np.ndarray":
+    """All row indices when ``n <= limit``, else ``limit`` of them drawn with ``seed``, sorted."""
     import numpy as np
 
-    if codes.shape[0] <= limit:
-        return codes
-    rng = np.random.default_rng(seed)
-    return codes[np.sort(rng.choice(codes.shape[0], limit, replace=False))]
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+def _subsample(codes, limit: int, seed: int):
+    return codes if codes.shape[0] <= limit else codes[_rows(codes.shape[0], limit, seed)]
 
 
 def compute_motifs(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
@@ -165,6 +171,24 @@ def compute_motifs(real, synthetic, train=None, seed: int = 0) -> dict[str, floa
     out["position_r_mean"] = float(np.mean(rs))
     out["position_r_min"] = float(np.min(rs))
     return out
+
+
+def compute_motif_enrichment(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
+    """Correlation of per-label motif enrichments, real vs synthetic (:func:`.motifs.label_enrichment_r`)."""
+    import numpy as np
+
+    from omigen_dna_latent.motifs import DEFAULT_MOTIFS, THRESHOLD, label_enrichment_r, label_rates, load_motifs
+
+    X, Y = _pair(real, synthetic)
+    if real.labels is None or synthetic.labels is None:
+        raise OmigenInputError("metric 'motif-enrichment' needs labelled real and synthetic sequences")
+    motifs = load_motifs({name: DEFAULT_MOTIFS[name] for name in MOTIF_NAMES})
+    rx, ry = _rows(len(X), MAX_MOTIF_SEQS, seed), _rows(len(Y), MAX_MOTIF_SEQS, seed)
+    x_labels = np.asarray(real.labels)[rx]
+    key = digest(X[rx], x_labels.astype(str), [(m.name, m.matrix_id) for m in motifs], THRESHOLD)
+    real_rates = memoised("motif-label-rates", key, lambda: label_rates(X[rx], x_labels, motifs))
+    return {"label_enrichment_r": label_enrichment_r(real_rates, label_rates(Y[ry], np.asarray(synthetic.labels)[ry],
+                                                                             motifs))}
 
 
 def compute_kmer(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
@@ -245,6 +269,9 @@ METRICS: list[MetricSpec] = [
                description="Fréchet distance of embeddings from the shipped reference DNA embedder (v1)"),
     MetricSpec("motifs", _SEQ, dict(_MOTIF_OUTPUTS), compute_motifs,
                description="JASPAR motif hits per sequence (JS divergence) and positional-frequency correlation"),
+    MetricSpec("motif-enrichment", _SEQ, {"label_enrichment_r": "higher"}, compute_motif_enrichment,
+               needs_labels=True,
+               description="correlation of per-label motif enrichments (e.g. HNF4A in HepG2), real vs synthetic"),
     MetricSpec("kmer", _SEQ, {**{f"js_k{k}": "lower" for k in KS}, "js_mean": "lower"}, compute_kmer,
                description="Jensen-Shannon divergence of k-mer spectra, k = 1..6"),
     MetricSpec("gc", _SEQ, {"gc_wasserstein": "lower", "gc_mean_real": "info", "gc_mean_synthetic": "info"},
