@@ -115,14 +115,16 @@ def _shown(path: "str | None") -> "str | None":
         return str(path)
 
 
-def _throughput(ae, model, classes, n, steps, guidance, eta):
+def _throughput(ae, model, classes, n, steps, guidance, eta, kmer_guidance):
     from omigen_dna_latent.pipeline import generate
 
     counts = {c: n // len(classes) + (i < n % len(classes)) for i, c in enumerate(classes)}
     t0 = time.perf_counter()
-    generate(ae, model, classes, counts, seed=0, sampler="ddim", steps=steps, guidance=guidance, eta=eta)
+    generate(ae, model, classes, counts, seed=0, sampler="ddim", steps=steps, guidance=guidance, eta=eta,
+             kmer_guidance=kmer_guidance)
     seconds = time.perf_counter() - t0
-    return {"n": n, "ddim_steps": steps, "guidance": guidance, "seconds": round(seconds, 2),
+    return {"n": n, "ddim_steps": steps, "guidance": guidance, "kmer_guidance": kmer_guidance,
+            "seconds": round(seconds, 2),
             "sequences_per_second": round(n / seconds, 1)}
 
 
@@ -141,6 +143,8 @@ def main() -> None:
                     help="DDIM steps of the scored draw (default: the run's sample_steps)")
     ap.add_argument("--guidance", type=float, default=None,
                     help="classifier-free guidance of the scored draw (default: the run's guidance)")
+    ap.add_argument("--kmer-guidance", type=float, default=None,
+                    help="weight of the per-class k-mer log-ratios in the scored draw (default: the run's)")
     ap.add_argument("--motif-draw", type=int, default=4,
                     help="motif statistics are scored on this many times the test split's number of synthetic "
                          "sequences (the other metrics on the first 1x of the same draw)")
@@ -198,8 +202,9 @@ def main() -> None:
     sample_steps = args.sample_steps or cfg.sample_steps
     guidance = cfg.guidance if args.guidance is None else args.guidance
     big = {label: n * args.motif_draw for label, n in wanted.items()}
+    kmer_guidance = cfg.kmer_guidance if args.kmer_guidance is None else args.kmer_guidance
     drawn = generate(ae, model, classes, big, seed=args.seed, sampler=cfg.sampler, steps=sample_steps,
-                     guidance=guidance, eta=cfg.eta)
+                     guidance=guidance, eta=cfg.eta, kmer_guidance=kmer_guidance)
     synthetic = _first_per_label(drawn, wanted)
     rows["model"] = _score("model", synthetic, train, test, motifs, embedder, args.seed, drawn)
     rows["model"]["fred_per_draw"] = _fred_per_draw(drawn, wanted, test, embedder, args.seed)
@@ -210,11 +215,12 @@ def main() -> None:
     rows["reference:real"] = _score("reference:real", _cap(train, len(test), args.seed), train, test, motifs,
                                     embedder, args.seed, _cap(train, args.motif_draw * len(test), args.seed))
 
-    speed = {"200bp": _throughput(ae, model, classes, 1000, 50, cfg.guidance, cfg.eta)}
+    speed = {"200bp": _throughput(ae, model, classes, 1000, 50, cfg.guidance, cfg.eta, kmer_guidance)}
     torch.manual_seed(0)
     long_ae = build_autoencoder(cfg.autoencoder, {"length": 1024}).eval()
     long_model = build_latent_diffusion(cfg.denoiser, _diffusion_info(cfg, 1024, len(classes))).eval()
-    speed["1024bp_untrained_same_architecture"] = _throughput(long_ae, long_model, classes, 200, 50, cfg.guidance, cfg.eta)
+    speed["1024bp_untrained_same_architecture"] = _throughput(long_ae, long_model, classes, 200, 50, cfg.guidance,
+                                                              cfg.eta, kmer_guidance)
 
     m, mk = rows["model"], rows["baseline:markov"]
     copies_full = exact_copies(io.codes_of(drawn), io.codes_of(full_train))
@@ -238,6 +244,7 @@ def main() -> None:
         "config": {**to_dict(cfg), "data": _shown(cfg.data)},
         "scored_sample_steps": sample_steps,
         "scored_guidance": guidance,
+        "scored_kmer_guidance": kmer_guidance,
         "autoencoder_test_accuracy": reconstruction_accuracy(ae, io.codes_of(test)),
         "timings_seconds": {**{k: round(v, 1) for k, v in timings.items()}, "run_total": round(run_seconds, 1)},
         "exact_copies_of_full_training_split": copies_full,

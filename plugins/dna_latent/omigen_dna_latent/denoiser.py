@@ -35,6 +35,21 @@ def sinusoidal(values: Tensor, dim: int) -> Tensor:
     return F.pad(out, (0, dim - 2 * half))
 
 
+def kmer_log_ratios(codes: Tensor, labels: Tensor, n_classes: int, order: int, pseudocount: float = 1.0) -> Tensor:
+    """``(n_classes, 4**order, 4)``: per class, ``log p_class(base | order bases before) - log p_all(...)``
+    of order-``order`` Markov chains fitted to integer-coded ``codes`` ``(n, L)`` with ``labels``
+    ``(n,)`` (before the start counts as A, as in :func:`context_index`; ``pseudocount`` per cell)."""
+    codes, labels = codes.long(), labels.long()
+    cells = (context_index(codes, order) * 4 + codes).reshape(-1)
+    rows = labels[:, None].expand_as(codes).reshape(-1)
+    counts = torch.zeros(n_classes, 4 ** (order + 1), dtype=torch.float64)
+    counts.index_put_((rows, cells), torch.ones_like(cells, dtype=torch.float64), accumulate=True)
+    counts = counts.view(n_classes, 4 ** order, 4) + pseudocount
+    pooled = counts.sum(0)
+    per_class = counts.log() - counts.sum(-1, keepdim=True).log()
+    return (per_class - (pooled.log() - pooled.sum(-1, keepdim=True).log())).float()
+
+
 def context_index(codes: Tensor, k: int) -> Tensor:
     """``(B, L)``: the k bases before each position of integer-coded ``codes`` ``(B, L)`` as one
     number, the base just before in the lowest base-4 digit; before the start counts as A (0),
@@ -179,13 +194,26 @@ class BasePredictor(nn.Module):
     each base from the row its drawn predecessors select. Independent per-base draws given a
     noisy latent put together neighbours the model never meant to pair (too many CpG on the DHS
     data); the chain keeps such dependencies.
+
+    With ``kmer_order = m > 0`` and ``n_classes`` labels the model also holds, per class, the
+    log-ratio of an m-th order Markov chain fitted to that class's training sequences to one fitted
+    to all of them (:func:`kmer_log_ratios`, set by :meth:`LatentDiffusion.set_kmer_guidance`).
+    Summed over a sequence that ratio is the log-odds of the class under those chains (a k-mer
+    classifier), so adding ``kmer_guidance`` times it to each base's log-probability in the draw
+    is classifier guidance towards the label's k-mers: the U-Net alone learns each cell type's
+    composition but barely its motifs (plugin README).
     """
 
     def __init__(self, unet: UNet1d, encoder: nn.Module, factor: int, config: DiffusionConfig,
-                 latent_channels: int, context: int = 0) -> None:
+                 latent_channels: int, context: int = 0, n_classes: int = 0, kmer_order: int = 0) -> None:
         super().__init__()
         self.unet, self.encoder, self.factor = unet, encoder, int(factor)
         self.context, self.rows = int(context), 4 ** int(context)
+        self.kmer_order = int(kmer_order) if n_classes else 0
+        #: weight of the k-mer log-ratios in the draw (a sampling setting, set by ``generate``)
+        self.kmer_guidance = 0.0
+        if self.kmer_order:
+            self.register_buffer("kmer_ratios", torch.zeros(int(n_classes), 4 ** self.kmer_order, 4))
         self.encoder.requires_grad_(False)
         ab = torch.tensor(np.cumprod(1.0 - make_betas(config)), dtype=torch.float32)
         self.register_buffer("sqrt_ab", ab.sqrt(), persistent=False)
@@ -210,20 +238,35 @@ class BasePredictor(nn.Module):
         rows = context_index(codes, self.context)
         return logits.gather(2, rows[:, :, None, None].expand(-1, -1, 1, 4)).squeeze(2)
 
-    def draw(self, logp: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Integer-coded sequences ``(B, L)`` drawn from (guided) log-probabilities as returned by :meth:`logits`."""
+    def draw(self, logp: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        """Integer-coded sequences ``(B, L)`` drawn from (guided) log-probabilities as returned by
+        :meth:`logits`, tilted towards labels ``y`` by the k-mer log-ratios when ``kmer_guidance`` is set."""
         shape = logp.shape[:2] + (4,)
         u = torch.rand(shape, generator=generator, device=logp.device).clamp_(1e-20, 1.0)
         gumbel = -(-u.log()).log()  # Gumbel-max: one draw per base
-        if self.context == 0:
+        tilt = self.kmer_order > 0 and self.kmer_guidance != 0.0 and y is not None
+        if self.context == 0 and not tilt:
             return (logp + gumbel).argmax(-1)
         B, L = shape[:2]
+        if self.context == 0:
+            logp = logp[:, :, None]
         drawn = torch.empty(B, L, dtype=torch.long, device=logp.device)
         row = torch.zeros(B, dtype=torch.long, device=logp.device)
         batch = torch.arange(B, device=logp.device)
+        if tilt:
+            y = torch.as_tensor(y, device=logp.device).long().expand(B)
+            labelled = y >= 0  # the null label of guidance gets no tilt
+            cls = torch.where(labelled, y, torch.zeros_like(y))
+            weight = self.kmer_guidance * labelled.to(logp.dtype)[:, None]
+            kmer, kmers = torch.zeros_like(row), 4 ** self.kmer_order
         for i in range(L):  # along the sequence, vectorised over the batch: each base needs its predecessors
-            drawn[:, i] = (logp[batch, i, row] + gumbel[:, i]).argmax(-1)
-            row = (row * 4 + drawn[:, i]) % self.rows
+            scores = logp[batch, i, row] + gumbel[:, i]
+            if tilt:
+                scores = scores + weight * self.kmer_ratios[cls, kmer]
+            base = drawn[:, i] = scores.argmax(-1)
+            row = (row * 4 + base) % self.rows
+            if tilt:
+                kmer = (kmer * 4 + base) % kmers
         return drawn
 
     def encode(self, probs: Tensor) -> Tensor:
@@ -244,7 +287,7 @@ class BasePredictor(nn.Module):
                                torch.cat([y, torch.full_like(y, NULL_LABEL)])).log_softmax(-1)
             cond, uncond = both.chunk(2)
             logp = uncond + guidance * (cond - uncond)
-        x0 = self.encode(F.one_hot(self.draw(logp, generator), 4).to(x.dtype))
+        x0 = self.encode(F.one_hot(self.draw(logp, generator, y), 4).to(x.dtype))
         return (x - self.sqrt_ab[t].view(-1, 1, 1) * x0) / self.sqrt_one_minus_ab[t].view(-1, 1, 1)
 
     def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
@@ -286,6 +329,13 @@ class LatentDiffusion(nn.Module):
         if self.predicts_bases:
             self.model.denoiser.latent_mean.copy_(self.latent_mean)
             self.model.denoiser.latent_std.copy_(self.latent_std)
+
+    def set_kmer_guidance(self, codes: Tensor, labels: Tensor) -> None:
+        """Fit the per-class k-mer log-ratios of a :class:`BasePredictor` with ``kmer_order > 0`` to the
+        integer-coded training sequences ``codes`` ``(n, L)`` and their class indices (else a no-op)."""
+        den = self.model.denoiser
+        if self.predicts_bases and den.kmer_order:
+            den.kmer_ratios.copy_(kmer_log_ratios(codes, labels, den.kmer_ratios.shape[0], den.kmer_order))
 
     def set_encoder(self, autoencoder: nn.Module) -> None:
         """Copy the trained autoencoder's encoder into a :class:`BasePredictor` denoiser (frozen)."""
@@ -343,5 +393,6 @@ def build_latent_diffusion(config: DenoiserConfig, info: dict) -> LatentDiffusio
         raise ValueError(f"latent_channels {c} differs from the autoencoder's {ae_config.latent_channels}")
     factor = 2 ** ae_config.downsample
     unet = UNet1d(c, config, n_classes, out_channels=4 ** (config.context + 1) * factor)
-    denoiser = BasePredictor(unet, DnaAutoencoder(ae_config).encoder, factor, diffusion, c, config.context)
+    denoiser = BasePredictor(unet, DnaAutoencoder(ae_config).encoder, factor, diffusion, c, config.context,
+                             n_classes, config.kmer_order)
     return LatentDiffusion(denoiser, diffusion, (c, length), n_classes)

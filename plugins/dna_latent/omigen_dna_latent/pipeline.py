@@ -116,11 +116,13 @@ def _diffusion_info(cfg: DnaLatentConfig, length: int, n_classes: int) -> dict[s
 
 
 def generate(autoencoder, latent_diffusion, classes: list[str], counts: dict, seed: int = 0, sampler: str = "ddim",
-             steps: int = 50, guidance: float = 1.0, batch_size: int = 1000, eta: float = 1.0) -> "SequenceData":
+             steps: int = 50, guidance: float = 1.0, batch_size: int = 1000, eta: float = 1.0,
+             kmer_guidance: float = 0.0) -> "SequenceData":
     """Draw ``counts[label]`` sequences of each label (key ``None``: unconditional), seeded.
 
-    Latents come from the diffusion model (``sampler``/``steps``/``eta``/``guidance``), are
-    decoded by the autoencoder and turned into bases by argmax.
+    Latents come from the diffusion model (``sampler``/``steps``/``eta``/``guidance``; a
+    base-predicting model with k-mer tables also ``kmer_guidance``), are decoded by the
+    autoencoder and turned into bases by argmax.
     """
     import numpy as np
     import torch
@@ -145,6 +147,8 @@ def generate(autoencoder, latent_diffusion, classes: list[str], counts: dict, se
     else:
         y = None
     generator = torch.Generator().manual_seed(int(seed))
+    if latent_diffusion.predicts_bases:
+        latent_diffusion.model.denoiser.kmer_guidance = float(kmer_guidance)
     z = latent_diffusion.sample(n, y, sampler=sampler, steps=steps, eta=eta, guidance=guidance, generator=generator,
                                 batch_size=batch_size)
     codes = decode_latents(autoencoder, z, device=latent_diffusion.latent_mean.device)
@@ -258,7 +262,9 @@ def run(ctx):
         data: tuple = (torch.as_tensor(codes, dtype=torch.long) if model.predicts_bases else model.normalise(latent),)
         if classes:
             index = {c: i for i, c in enumerate(classes)}
-            data += (torch.as_tensor(np.vectorize(index.__getitem__, otypes=[np.int64])(train.labels)),)
+            labels = torch.as_tensor(np.vectorize(index.__getitem__, otypes=[np.int64])(train.labels))
+            model.set_kmer_guidance(torch.as_tensor(codes, dtype=torch.long), labels)
+            data += (labels,)
         diffusion_train = for_run(cfg.diffusion_train, progress=ctx.progress, steps=cfg.steps)
         trainer = Trainer(model, data, diffusion_train, out_dir=out_dir, stage=DIFFUSION_STAGE, seed=ctx.seed,
                           device=ctx.device, run_config=meta)
@@ -272,7 +278,8 @@ def run(ctx):
         else:
             counts = test.label_counts() if classes else {None: len(test)}
         synthetic = generate(ae, model, classes, counts, seed=ctx.seed, sampler=cfg.sampler,
-                             steps=cfg.sample_steps, guidance=cfg.guidance, eta=cfg.eta)
+                             steps=cfg.sample_steps, guidance=cfg.guidance, eta=cfg.eta,
+                             kmer_guidance=cfg.kmer_guidance)
     fasta = io.write_fasta(synthetic, ctx.path(SYNTHETIC))
     accuracy = {"train": reconstruction_accuracy(ae, codes[:2000], device=ctx.device),
                 "test": reconstruction_accuracy(ae, io.codes_of(test), device=ctx.device)}
@@ -316,6 +323,9 @@ def load_models(run_dir: "str | Path", device: str = "cpu"):
     meta["config"].setdefault("denoiser", {}).setdefault("predict", "eps")
     # ... and those recorded before ``denoiser.context`` drew every base independently.
     meta["config"]["denoiser"].setdefault("context", 0)
+    # ... and those recorded before ``denoiser.kmer_order`` hold no k-mer tables.
+    meta["config"]["denoiser"].setdefault("kmer_order", 0)
+    meta["config"].setdefault("kmer_guidance", 0.0)
     meta["config"].setdefault("eta", 0.0)
     cfg = from_dict(DnaLatentConfig, meta["config"])
     classes = list(meta.get("classes") or [])
@@ -348,7 +358,7 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, *, sampler:
     """Draw ``n`` sequences from a finished run (``label=None``: labels in training proportions).
 
     ``sampler``/``steps``/``guidance`` default to the run's ``sampler``/``sample_steps``/``guidance``;
-    DDIM's ``eta`` is the run's.
+    DDIM's ``eta`` and ``kmer_guidance`` are the run's.
     """
     from omigen.run import resolve_device
 
@@ -368,4 +378,4 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, *, sampler:
     return generate(ae, model, classes, counts, seed=seed, sampler=sampler or run_cfg["sampler"],
                     steps=int(steps or run_cfg["sample_steps"]),
                     guidance=float(run_cfg["guidance"] if guidance is None else guidance),
-                    eta=float(run_cfg["eta"]))
+                    eta=float(run_cfg["eta"]), kmer_guidance=float(run_cfg["kmer_guidance"]))
