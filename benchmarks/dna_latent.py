@@ -14,8 +14,8 @@ same training sequences as the model) and the real training data (real-vs-real r
   in the real data, each motif's hits per sequence per cell type (``motif_rate_by_label``, real
   and synthetic) and the correlation of their per-cell-type enrichments
   (``motif_label_enrichment_r``, :func:`omigen_dna_latent.motifs.label_enrichment_r`: does HepG2
-  get its HNF4A sites and K562 its GATA1 sites?), fraction unique and exact copies of training sequences (those the model saw
-  and, for the whole draw, the whole training split);
+  get its HNF4A sites and K562 its GATA1 sites?), fraction unique and exact copies of training
+  sequences (those the model saw and, for the whole draw, the whole training split);
 - the motif statistics are scored on a draw ``--motif-draw`` (4) times the test split's size,
   of which the first 1x per cell type gives the other metrics (FReD is also reported for each
   1x part, ``fred_per_draw``, for the model and the baselines, as one draw's FReD moves by about
@@ -60,15 +60,15 @@ def _score(name, synthetic, train, test, motifs, embedder, seed, motif_draw=None
     from omigen_dna_latent import io
     from omigen_dna_latent.classifier import conditional_fidelity
     from omigen_dna_latent.fred import fred
-    from omigen_dna_latent.motifs import label_enrichment_r, label_rates, motif_statistics
+    from omigen_dna_latent.motifs import compare_motif_hits, label_enrichment_r, motif_hits, rates_by_label
     from omigen_dna_latent.seqmetrics import detection_auc, exact_copies, fraction_unique
 
     t0 = time.perf_counter()
     syn, real, tr = io.codes_of(synthetic), io.codes_of(test), io.codes_of(train)
     motif_set = motif_draw if motif_draw is not None else synthetic
-    stats = motif_statistics(real, io.codes_of(motif_set), motifs)
-    real_by_label = label_rates(real, test.labels, motifs)
-    syn_by_label = label_rates(io.codes_of(motif_set), motif_set.labels, motifs)
+    real_hits, syn_hits = motif_hits(real, motifs), motif_hits(io.codes_of(motif_set), motifs)  # scanned once each
+    stats = compare_motif_hits(real_hits, syn_hits)
+    real_by_label, syn_by_label = rates_by_label(real_hits, test.labels), rates_by_label(syn_hits, motif_set.labels)
     present = {m: s for m, s in stats.items() if s["real_rate"] > 0}
     fid = conditional_fidelity(test, synthetic, train, seed=seed)
     row = {

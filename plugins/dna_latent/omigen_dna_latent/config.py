@@ -18,7 +18,8 @@ PREDICTIONS = ("eps", "bases")
 #: Metrics a run computes by default: the plugin's own. The host's generic ones (c2st, frechet,
 #: privacy, prdc, mmd, utility) work on the 4 x L one-hot features, repeat detection, fred and
 #: memorisation on worse features, and took 330-520 s of a 4,565-sequence evaluation on 2 cores.
-SEQUENCE_METRICS = ("fred", "motifs", "motif-enrichment", "kmer", "gc", "diversity", "memorisation", "detection", "cell-type-fidelity")
+SEQUENCE_METRICS = ("fred", "motifs", "motif-enrichment", "kmer", "gc", "diversity", "memorisation", "detection",
+                    "cell-type-fidelity")
 
 
 @dataclass

@@ -205,21 +205,25 @@ def compare_motif_hits(real: dict[str, MotifHits], synthetic: dict[str, MotifHit
     return out
 
 
-def label_rates(codes: np.ndarray, labels: np.ndarray, motifs: list[Motif] | None = None,
-                threshold: float = THRESHOLD) -> dict[str, dict[str, float]]:
-    """Per motif name, per label (sorted, as strings): mean hits per sequence of that label; key
-    ``"all"`` holds the whole set's rate."""
-    codes, labels = np.asarray(codes), np.asarray(labels).astype(str)
-    if codes.ndim != 2 or codes.shape[0] == 0 or labels.shape != codes.shape[:1]:
-        raise OmigenInputError("label rates need one label per sequence")
+def rates_by_label(hits: dict[str, MotifHits], labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per motif name, per label (sorted, as strings): mean hits per sequence of that label, from one
+    set's :func:`motif_hits` and its labels; key ``"all"`` holds the whole set's rate."""
+    labels = np.asarray(labels).astype(str)
     names, index = np.unique(labels, return_inverse=True)
     sizes = np.bincount(index, minlength=names.size)
     out = {}
-    for motif in motifs if motifs is not None else load_motifs():
-        counts = scan(codes, motif, threshold).sum(axis=1)
-        per = np.bincount(index, weights=counts, minlength=names.size) / sizes
-        out[motif.name] = {**{str(k): float(v) for k, v in zip(names, per)}, "all": float(counts.mean())}
+    for name, h in hits.items():
+        if h.counts.shape != labels.shape:
+            raise OmigenInputError("label rates need one label per sequence")
+        per = np.bincount(index, weights=h.counts, minlength=names.size) / sizes
+        out[name] = {**{str(k): float(v) for k, v in zip(names, per)}, "all": float(h.counts.mean())}
     return out
+
+
+def label_rates(codes: np.ndarray, labels: np.ndarray, motifs: list[Motif] | None = None,
+                threshold: float = THRESHOLD) -> dict[str, dict[str, float]]:
+    """:func:`rates_by_label` of code sequences ``codes`` scanned for ``motifs`` (the defaults)."""
+    return rates_by_label(motif_hits(codes, motifs, threshold), labels)
 
 
 def label_enrichment_r(real: dict[str, dict[str, float]], synthetic: dict[str, dict[str, float]]) -> float:
