@@ -100,6 +100,23 @@ def test_motif_hits_compare_like_motif_statistics():
     assert direct["acg"]["real_rate"] >= 10 / 40
 
 
+def test_motif_metrics_scan_each_set_once_and_match_direct_rates(monkeypatch):
+    from omigen_dna_latent import motifs as mo
+
+    test, syn = _data(40, 1, "te"), _data(40, 3, "s", p=(0.4, 0.1, 0.1, 0.4))
+    scanned = []
+    real_scan = mo.motif_hits
+    monkeypatch.setattr(mo, "motif_hits", lambda codes, *a, **k: scanned.append(len(codes)) or real_scan(codes, *a, **k))
+    specs = {m.name: m for m in METRICS}
+    specs["motifs"].compute(test, syn, seed=3)
+    enrichment = specs["motif-enrichment"].compute(test, syn, seed=3)["label_enrichment_r"]
+    assert scanned == [40, 40]  # real and synthetic once each; the second metric reads the memo
+    motifs = mo.load_motifs({name: mo.DEFAULT_MOTIFS[name] for name in mt.MOTIF_NAMES})
+    direct = mo.label_enrichment_r(mo.label_rates(codes_of(test), test.labels, motifs),
+                                   mo.label_rates(codes_of(syn), syn.labels, motifs))
+    assert enrichment == pytest.approx(direct)
+
+
 def test_single_thread_restores_the_thread_count():
     import torch
 

@@ -42,9 +42,9 @@ def kmer_log_ratios(codes: Tensor, labels: Tensor, n_classes: int, order: int, p
     codes, labels = codes.long(), labels.long()
     cells = (context_index(codes, order) * 4 + codes).reshape(-1)
     rows = labels[:, None].expand_as(codes).reshape(-1)
-    counts = torch.zeros(n_classes, 4 ** (order + 1), dtype=torch.float64)
-    counts.index_put_((rows, cells), torch.ones_like(cells, dtype=torch.float64), accumulate=True)
-    counts = counts.view(n_classes, 4 ** order, 4) + pseudocount
+    cells_per_class = 4 ** (order + 1)
+    counts = torch.bincount(rows * cells_per_class + cells, minlength=n_classes * cells_per_class)
+    counts = counts.double().view(n_classes, 4 ** order, 4) + pseudocount
     pooled = counts.sum(0)
     per_class = counts.log() - counts.sum(-1, keepdim=True).log()
     return (per_class - (pooled.log() - pooled.sum(-1, keepdim=True).log())).float()

@@ -22,7 +22,8 @@ metric                    outputs
 An evaluation scores the same real (test) and training sets against every row (model, each
 baseline, the real reference), so what depends on them alone is computed once and memoised in
 this process: the real set's FReD embeddings, motif hits, k-mer spectra and uniqueness, the test
-set's nearest-training identities and the cell-type classifier's test accuracy. Entries are keyed
+set's nearest-training identities and the cell-type classifier's test accuracy. The synthetic set's
+motif hits are memoised too, as two metrics read them. Entries are keyed
 by a SHA-1 of the sequences (and labels, seed and settings), so a changed set is never served a
 stale value; at most :data:`MEMO_ENTRIES` are kept (oldest dropped first).
 """
@@ -47,7 +48,7 @@ MOTIF_NAMES = ("TBP", "NFYA", "SP1", "GATA1", "HNF4A", "CTCF")
 KS = (1, 2, 3, 4, 5, 6)
 #: At most this many sequences per set enter the motif scan (seeded subsample).
 MAX_MOTIF_SEQS = 20000
-#: Real-data statistics kept in memory between the rows of an evaluation (and across evaluations).
+#: Statistics kept in memory between the rows of an evaluation (and across evaluations).
 MEMO_ENTRIES = 32
 
 _MEMO: "OrderedDict[tuple, Any]" = OrderedDict()
@@ -146,19 +147,26 @@ def _subsample(codes, limit: int, seed: int):
     return codes if codes.shape[0] <= limit else codes[_rows(codes.shape[0], limit, seed)]
 
 
+def _motif_hits(codes: "np.ndarray", seed: int) -> "dict":
+    """The default motifs' :class:`~.motifs.MotifHits` in a seeded subsample of ``codes`` (at most
+    :data:`MAX_MOTIF_SEQS`), memoised: ``motifs`` and ``motif-enrichment`` both read them, for the real
+    set of every row and for the row's synthetic set, so each set is scanned once."""
+    from omigen_dna_latent.motifs import DEFAULT_MOTIFS, POSITION_BIN, THRESHOLD, load_motifs, motif_hits
+
+    motifs = load_motifs({name: DEFAULT_MOTIFS[name] for name in MOTIF_NAMES})
+    subset = _subsample(codes, MAX_MOTIF_SEQS, seed)
+    key = digest(subset, [(m.name, m.matrix_id) for m in motifs], THRESHOLD, POSITION_BIN)
+    return memoised("motif-hits", key, lambda: motif_hits(subset, motifs))
+
+
 def compute_motifs(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
     """Per-motif count divergence and positional correlation, and their summaries."""
     import numpy as np
 
-    from omigen_dna_latent.motifs import (DEFAULT_MOTIFS, POSITION_BIN, THRESHOLD, compare_motif_hits,
-                                          load_motifs, motif_hits)
+    from omigen_dna_latent.motifs import compare_motif_hits
 
     X, Y = _pair(real, synthetic)
-    motifs = load_motifs({name: DEFAULT_MOTIFS[name] for name in MOTIF_NAMES})
-    Xs = _subsample(X, MAX_MOTIF_SEQS, seed)
-    key = digest(Xs, [(m.name, m.matrix_id) for m in motifs], THRESHOLD, POSITION_BIN)
-    real_hits = memoised("motif-hits", key, lambda: motif_hits(Xs, motifs))
-    stats = compare_motif_hits(real_hits, motif_hits(_subsample(Y, MAX_MOTIF_SEQS, seed), motifs))
+    stats = compare_motif_hits(_motif_hits(X, seed), _motif_hits(Y, seed))
     out: dict[str, float] = {}
     for name in MOTIF_NAMES:
         out[f"{name.lower()}_count_js"] = stats[name]["count_js"]
@@ -177,18 +185,15 @@ def compute_motif_enrichment(real, synthetic, train=None, seed: int = 0) -> dict
     """Correlation of per-label motif enrichments, real vs synthetic (:func:`.motifs.label_enrichment_r`)."""
     import numpy as np
 
-    from omigen_dna_latent.motifs import DEFAULT_MOTIFS, THRESHOLD, label_enrichment_r, label_rates, load_motifs
+    from omigen_dna_latent.motifs import label_enrichment_r, rates_by_label
 
     X, Y = _pair(real, synthetic)
     if real.labels is None or synthetic.labels is None:
         raise OmigenInputError("metric 'motif-enrichment' needs labelled real and synthetic sequences")
-    motifs = load_motifs({name: DEFAULT_MOTIFS[name] for name in MOTIF_NAMES})
-    rx, ry = _rows(len(X), MAX_MOTIF_SEQS, seed), _rows(len(Y), MAX_MOTIF_SEQS, seed)
-    x_labels = np.asarray(real.labels)[rx]
-    key = digest(X[rx], x_labels.astype(str), [(m.name, m.matrix_id) for m in motifs], THRESHOLD)
-    real_rates = memoised("motif-label-rates", key, lambda: label_rates(X[rx], x_labels, motifs))
-    return {"label_enrichment_r": label_enrichment_r(real_rates, label_rates(Y[ry], np.asarray(synthetic.labels)[ry],
-                                                                             motifs))}
+    x_labels = np.asarray(real.labels)[_rows(len(X), MAX_MOTIF_SEQS, seed)]
+    y_labels = np.asarray(synthetic.labels)[_rows(len(Y), MAX_MOTIF_SEQS, seed)]
+    return {"label_enrichment_r": label_enrichment_r(rates_by_label(_motif_hits(X, seed), x_labels),
+                                                     rates_by_label(_motif_hits(Y, seed), y_labels))}
 
 
 def compute_kmer(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
