@@ -14,6 +14,9 @@ a table.
     python benchmarks/genotype.py --models vae --steps 300 --scales 2000
     python benchmarks/genotype.py --models diffusion --steps 6000 --section quality_6000
 
+``--keep DIR`` writes each trained model's checkpoint and sites to ``DIR/<model>`` and
+``--from DIR`` scores those models instead of training, e.g. with other ``--sample`` options.
+
 ``--section NAME`` runs only the quality part and writes it, with its steps and machine, under ``NAME`` in
 the existing JSON, keeping everything else there (e.g. a longer run of one model next to the default table).
 
@@ -70,19 +73,41 @@ def _config(kind: str, steps: int):
     return resolve(GenotypeConfig, {"model": kind, "steps": steps, "device": "cpu"}, OVERRIDES)
 
 
-def _fit(kind: str, train, steps: int, seed: int = 0, progress: bool = False):
-    from omigen.train import Trainer
+def _fit(kind: str, train, steps: int, seed: int = 0, progress: bool = False, keep: Path | None = None):
+    """Train one model; with ``keep`` its checkpoint and sites are written there, as in a genotype run folder
+    (:func:`omigen_genotype.pipeline.load_run` and ``--from`` read them)."""
+    from omigen.config import to_dict
+    from omigen.train import Trainer, for_run
 
-    from omigen.train import for_run
-
-    from omigen_genotype.pipeline import builder, data_info, tensors, training_rows
+    from omigen_genotype.pipeline import SITES, _write_sites, builder, data_info, tensors, training_rows
 
     cfg = _config(kind, steps)
     info = data_info(train, cfg)
     model = builder(kind)(cfg.model_config(), {**info, "G": training_rows(train, info), "steps": steps})
-    trainer = Trainer(model, tensors(train, info), for_run(cfg.train, progress=progress, steps=cfg.steps, default_steps=cfg.__class__().train.steps), seed=seed, device="cpu")
+    kept = {} if keep is None else {"out_dir": keep, "stage": "model",
+                                    "run_config": {"config": to_dict(cfg), "info": info}}
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        _write_sites(train.variants, keep / SITES)
+    train_cfg = for_run(cfg.train, progress=progress, steps=cfg.steps, default_steps=cfg.__class__().train.steps)
+    trainer = Trainer(model, tensors(train, info), train_cfg, seed=seed, device="cpu", **kept)
     fit = trainer.fit()
     return trainer.ema, info, cfg, fit
+
+
+def _load(folder: Path, kind: str, train):
+    """A model kept by ``--keep``: ``(model, info, config)``; it must have been trained on this split."""
+    from omigen.errors import OmigenInputError
+    from omigen_genotype.pipeline import load_run
+
+    try:
+        model, kept_kind, info, cfg, _ = load_run(folder)
+    except OmigenInputError as exc:
+        raise SystemExit(f"--from: {exc}") from None
+    if kept_kind != kind or info["n_snps"] != train.G.shape[1]:
+        raise SystemExit(f"{folder} holds a {kept_kind} model on {info['n_snps']} SNPs, not {kind} on "
+                         f"{train.G.shape[1]}")
+    return model, info, cfg
 
 
 def _sampling(spec: str) -> dict[str, float]:
@@ -96,11 +121,14 @@ def _sampling(spec: str) -> dict[str, float]:
     return out
 
 
-def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0, samplings: list[str] = ()) -> dict:
+def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0, samplings: list[str] = (),
+            keep: Path | None = None, reuse: Path | None = None) -> dict:
     """Train each model on 80% of ``data`` and score it (and the baseline, and real train) on the other 20%.
 
     Each of ``samplings`` (e.g. ``"temperature=1.1"``) scores the same trained diffusion model once more, sampled
-    with those options, as the row ``"diffusion [temperature=1.1]"``.
+    with those options, as the row ``"diffusion [temperature=1.1]"``. ``keep``: write each trained model to
+    ``keep/<model>``; ``reuse``: score the models kept in ``reuse/<model>`` instead of training (their own
+    settings; ``--set`` and ``--steps`` do not apply), so sampling options can be compared without retraining.
     """
     from omigen_genotype.baselines import generate_independent
     from omigen_genotype.pipeline import draw, split
@@ -114,9 +142,15 @@ def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0, sampli
     print(f"  reference and baseline scored in {time.perf_counter() - t0:.1f} s", flush=True)
     for kind in kinds:
         t0 = time.perf_counter()
-        model, info, cfg, fit = _fit(kind, train, steps[kind], seed)
-        train_s = time.perf_counter() - t0
-        print(f"  {kind}: trained {fit.steps} steps in {train_s:.1f} s", flush=True)
+        if reuse is not None:
+            model, info, cfg = _load(reuse / kind, kind, train)
+            trained = {"reused_from": str(reuse / kind), "train_steps": cfg.steps}
+            print(f"  {kind}: loaded from {reuse / kind} ({cfg.steps} steps)", flush=True)
+        else:
+            model, info, cfg, fit = _fit(kind, train, steps[kind], seed, keep=None if keep is None else keep / kind)
+            train_s = time.perf_counter() - t0
+            trained = {"train_seconds": train_s, "train_steps": fit.steps, "steps_per_sec": fit.steps_per_sec}
+            print(f"  {kind}: trained {fit.steps} steps in {train_s:.1f} s", flush=True)
         mc = cfg.model_config()
         for spec in [""] + (list(samplings) if kind == "diffusion" else []):
             opts = {"sample_steps": getattr(mc, "sample_steps", None), "guidance": getattr(mc, "guidance", None),
@@ -126,8 +160,7 @@ def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0, sampli
                        guidance=opts["guidance"], temperature=opts["temperature"], sites=train.variants)
             sample_s = time.perf_counter() - t1
             row = f"{kind} [{spec}]" if spec else kind
-            rows[row] = {**_scores(train, test, syn, seed), "train_seconds": train_s, "train_steps": fit.steps,
-                         "steps_per_sec": fit.steps_per_sec, "sample_seconds": sample_s,
+            rows[row] = {**_scores(train, test, syn, seed), **trained, "sample_seconds": sample_s,
                          "n_params": int(sum(p.numel() for p in model.parameters()))}
             print(f"  {row}: {json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[row].items()})}",
                   flush=True)
@@ -197,10 +230,15 @@ def main() -> None:
                          "e.g. temperature=1.1")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="model option as in `omigen run genotype --set` (repeatable), e.g. diffusion.dim=128")
+    ap.add_argument("--keep", type=Path, default=None, help="write each trained model's checkpoint to KEEP/<model>")
+    ap.add_argument("--from", dest="reuse", type=Path, default=None,
+                    help="score the models kept in FROM/<model> by --keep instead of training them")
     args = ap.parse_args()
     from omigen.config import parse_sets
 
     OVERRIDES.update(parse_sets(args.sets))
+    if args.keep and args.reuse:
+        ap.error("--keep and --from exclude each other")
     if args.section and args.skip_quality:
         ap.error("--section writes the quality part; it cannot be combined with --skip-quality")
     kinds = [k for k in args.models.split(",") if k]
@@ -213,7 +251,7 @@ def main() -> None:
         data = load_default()
         result["data_seconds"] = time.perf_counter() - t0
         print(f"data: {data.G.shape} in {result['data_seconds']:.1f} s", flush=True)
-        result["quality"] = quality(data, kinds, steps, samplings=args.samplings)
+        result["quality"] = quality(data, kinds, steps, samplings=args.samplings, keep=args.keep, reuse=args.reuse)
     out = Path(args.out)
     if args.section:
         kept = json.loads(out.read_text()) if out.is_file() else {}
