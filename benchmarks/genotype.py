@@ -115,8 +115,8 @@ def _sampling(spec: str) -> dict[str, float]:
     out = {}
     for part in filter(None, spec.split(",")):
         key, _, value = part.partition("=")
-        if key not in ("temperature", "guidance", "sample_steps"):
-            raise SystemExit(f"--sample takes temperature, guidance and sample_steps, not {key!r}")
+        if key not in ("temperature", "guidance", "sample_steps", "correctors"):
+            raise SystemExit(f"--sample takes temperature, guidance, sample_steps and correctors, not {key!r}")
         out[key] = float(value)
     return out
 
@@ -154,10 +154,12 @@ def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0, sampli
         mc = cfg.model_config()
         for spec in [""] + (list(samplings) if kind == "diffusion" else []):
             opts = {"sample_steps": getattr(mc, "sample_steps", None), "guidance": getattr(mc, "guidance", None),
-                    "temperature": getattr(mc, "temperature", None), **_sampling(spec)}
+                    "temperature": getattr(mc, "temperature", None), "correctors": getattr(mc, "correctors", None),
+                    **_sampling(spec)}
             t1 = time.perf_counter()
             syn = draw(model, kind, info, counts, seed, steps=int(opts["sample_steps"] or 0) or None,
-                       guidance=opts["guidance"], temperature=opts["temperature"], sites=train.variants)
+                       guidance=opts["guidance"], temperature=opts["temperature"],
+                       correctors=int(opts["correctors"] or 0), sites=train.variants)
             sample_s = time.perf_counter() - t1
             row = f"{kind} [{spec}]" if spec else kind
             rows[row] = {**_scores(train, test, syn, seed), **trained, "sample_seconds": sample_s,

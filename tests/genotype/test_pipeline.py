@@ -103,6 +103,10 @@ def test_diffusion_with_skip_path_reloads_for_sampling(vcf, tmp_path):
     assert model.denoiser.skip is not None and model.denoiser.skip.table.abs().sum() > 0  # trained, and saved
     a, b = sample(out, 8, seed=1), sample(out, 8, seed=1)
     assert np.array_equal(a.G, b.G) and a.G.shape == (8, result.synthetic.G.shape[1])
+    corrected = sample(out, 8, seed=1, correctors=2)  # the same seed draws other genomes once steps repeat
+    assert np.array_equal(corrected.G, sample(out, 8, seed=1, correctors=2).G) and not np.array_equal(corrected.G, a.G)
+    with pytest.raises(OmigenInputError, match="correctors must be >= 0"):
+        sample(out, 3, correctors=-1)
 
 
 def test_haplotype_diffusion_writes_phased_genomes_and_reloads(phased_vcf, tmp_path):

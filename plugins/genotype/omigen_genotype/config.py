@@ -46,7 +46,9 @@ class DiffusionModelConfig(PatchConfig):
     ``sample_steps`` ancestral steps (<= timesteps, evenly skipped), ``guidance`` the CFG weight
     (0: plain conditional; the default 1 strengthens the phenotype association that GWAS on synthetic
     genomes recovers, at twice the sampling cost), ``temperature`` divides the x0 log-probabilities at
-    every sampling step (above 1 spreads the synthetic genomes apart; 1: the model as trained). ``skip``
+    every sampling step (above 1 spreads the synthetic genomes apart; 1: the model as trained),
+    ``correctors`` re-noises the state and repeats each step that many times (0: plain ancestral sampling;
+    see :meth:`omigen_genotype.d3pm.GenotypeD3PM.sample`; each costs one more denoiser call per step). ``skip``
     adds a per-SNP path from each SNP's noisy state to its own x0 logits, which the patch tokens are too
     narrow to carry (see :class:`omigen_genotype.denoiser.SnpSkip`). ``haplotypes`` (phased input only)
     learns and draws haplotypes, two per synthetic individual, and adds them into dosages (see
@@ -66,6 +68,7 @@ class DiffusionModelConfig(PatchConfig):
     guidance: float = 1.0
     max_tokens: int = 64
     temperature: float = 1.0
+    correctors: int = 0
     skip: bool = False
     haplotypes: bool = False
     self_cond: bool = False
@@ -88,6 +91,8 @@ class DiffusionModelConfig(PatchConfig):
             raise OmigenInputError(f"diffusion guidance must be >= 0, got {self.guidance}")
         if not self.temperature > 0:
             raise OmigenInputError(f"diffusion temperature must be > 0, got {self.temperature}")
+        if self.correctors < 0:
+            raise OmigenInputError(f"diffusion correctors must be >= 0, got {self.correctors}")
 
 
 @dataclass

@@ -85,6 +85,12 @@ class DiscreteDiffusion(nn.Module):
         probs = self.marginal(self.abar[t], F.one_hot(x0.long(), self.states).float())
         return categorical(probs.clamp_min(_TINY).log(), generator)
 
+    def jump(self, xs: Tensor, s: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``x_t ~ q(x_t | x_s)`` for ``t > s`` (``s``, ``t`` ``(B,)``): noise a partly clean state further."""
+        ratio = self.abar[t] / self.abar[s].clamp_min(_TINY)
+        probs = self.marginal(ratio, F.one_hot(xs.long(), self.K).float())
+        return categorical(probs.clamp_min(_TINY).log(), generator)
+
     def prior(self, shape: tuple[int, int], device: torch.device, generator: torch.Generator | None) -> Tensor:
         """``x_T``: uniform states, or every SNP masked."""
         if self.transition == "absorbing":
@@ -171,33 +177,40 @@ class GenotypeD3PM(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, n_snps: int, y: Tensor | None = None, z: Tensor | None = None, steps: int = 50,
                guidance: float = 0.0, generator: torch.Generator | None = None, batch_size: int = 256,
-               temperature: float = 1.0) -> Tensor:
+               temperature: float = 1.0, correctors: int = 0) -> Tensor:
         """``n`` genotype vectors ``(n, n_snps)`` (long, 0/1/2) by ancestral sampling over ``steps`` steps.
 
         ``temperature`` divides the (guided) x0 log-probabilities at every step; above 1 spreads the samples
-        apart. A haplotype model draws ``2 n`` haplotypes (individual ``i`` gets rows ``i`` and ``n + i``,
-        both under its conditions) and returns their sums.
+        apart. ``correctors``: after each step from t to s > 0, that many times noise the state back to t
+        (:meth:`DiscreteDiffusion.jump`) and take the step again. Every SNP of a step is drawn on its own
+        given the state, so SNPs drawn together can disagree about which lineage they belong to; a repeat
+        redraws them given a state that has begun to agree. A haplotype model draws ``2 n`` haplotypes
+        (individual ``i`` gets rows ``i`` and ``n + i``, both under its conditions) and returns their sums.
         """
         if self.haplotypes:
-            return self.sample_haplotypes(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature).sum(-1)
-        return self._ancestral(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature)
+            return self.sample_haplotypes(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature,
+                                          correctors).sum(-1)
+        return self._ancestral(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature, correctors)
 
     @torch.no_grad()
     def sample_haplotypes(self, n: int, n_snps: int, y: Tensor | None = None, z: Tensor | None = None,
                           steps: int = 50, guidance: float = 0.0, generator: torch.Generator | None = None,
-                          batch_size: int = 256, temperature: float = 1.0) -> Tensor:
+                          batch_size: int = 256, temperature: float = 1.0, correctors: int = 0) -> Tensor:
         """The two haplotypes ``(n, n_snps, 2)`` (long, 0/1) of ``n`` individuals, from a haplotype model."""
         if not self.haplotypes:
             raise ValueError("this model generates dosages, not haplotypes")
         y2 = None if y is None else torch.cat([y, y])
         z2 = None if z is None else torch.cat([z, z])
-        h = self._ancestral(2 * n, n_snps, y2, z2, steps, guidance, generator, batch_size, temperature)
+        h = self._ancestral(2 * n, n_snps, y2, z2, steps, guidance, generator, batch_size, temperature, correctors)
         return torch.stack([h[:n], h[n:]], dim=-1)
 
     def _ancestral(self, n: int, n_snps: int, y: Tensor | None, z: Tensor | None, steps: int, guidance: float,
-                   generator: torch.Generator | None, batch_size: int, temperature: float) -> Tensor:
+                   generator: torch.Generator | None, batch_size: int, temperature: float,
+                   correctors: int = 0) -> Tensor:
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if correctors < 0:
+            raise ValueError(f"correctors must be >= 0, got {correctors}")
         device = self.process.abar.device
         schedule = step_schedule(self.process.T, steps)
         parts = []
@@ -217,8 +230,12 @@ class GenotypeD3PM(nn.Module):
                     x = new
                 else:
                     tt = torch.full((hi - lo,), t, dtype=torch.long, device=device)
-                    logits = self.process.posterior_logits(x, tt, torch.full_like(tt, s), prev)
-                    x = categorical(logits, generator)
+                    ss = torch.full_like(tt, s)
+                    x = categorical(self.process.posterior_logits(x, tt, ss, prev), generator)
+                    for _ in range(correctors):
+                        xt = self.process.jump(x, ss, tt, generator)
+                        prev = self._x0_logp(xt, t, yb, zb, guidance, temperature, prev).exp()
+                        x = categorical(self.process.posterior_logits(xt, tt, ss, prev), generator)
             parts.append(x)
         return torch.cat(parts) if parts else torch.zeros(0, n_snps, dtype=torch.long)
 

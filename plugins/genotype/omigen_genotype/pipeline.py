@@ -25,7 +25,7 @@ from omigen_genotype.config import GenotypeConfig
 CHECKPOINT = "model.ckpt"
 SITES = "sites.tsv"
 _QUANTILES = 101
-_OPTIONS = ("steps", "guidance", "temperature", "sampler")
+_OPTIONS = ("steps", "guidance", "temperature", "correctors", "sampler")
 
 
 def builder(kind: str):
@@ -172,10 +172,12 @@ def conditions(info: dict[str, Any], counts: dict[str | None, int], seed: int):
 
 
 def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], seed: int,
-         steps: int | None = None, guidance: float | None = None, sites=None, temperature: float | None = None):
+         steps: int | None = None, guidance: float | None = None, sites=None, temperature: float | None = None,
+         correctors: int | None = None):
     """Synthetic :class:`GenotypeData` with ``counts[label]`` individuals per label, deterministic in ``seed``.
 
-    ``steps``, ``guidance`` and ``temperature`` are the diffusion model's sampling options (None: 50, 0, 1).
+    ``steps``, ``guidance``, ``temperature`` and ``correctors`` are the diffusion model's sampling options
+    (None: 50, 0, 1, 0).
     A haplotype model's individuals keep their two haplotypes (``haplotypes``; written as phased VCF).
     """
     import pandas as pd
@@ -189,7 +191,8 @@ def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], 
     n = len(labels)
     H = None
     if kind == "diffusion":
-        options = dict(steps=steps or 50, guidance=guidance or 0.0, temperature=temperature or 1.0, generator=gen)
+        options = dict(steps=steps or 50, guidance=guidance or 0.0, temperature=temperature or 1.0,
+                       correctors=int(correctors or 0), generator=gen)
         if info.get("haplotypes"):
             H = model.sample_haplotypes(n, info["n_snps"], y, z, **options)
             G = H.sum(-1)
@@ -264,7 +267,8 @@ def run(ctx):
     with ctx.timer("sample"):
         synthetic = draw(trainer.ema, cfg.model, info, counts, seed=ctx.seed,
                          steps=getattr(mc, "sample_steps", None), guidance=getattr(mc, "guidance", None),
-                         temperature=getattr(mc, "temperature", None), sites=train.variants)
+                         temperature=getattr(mc, "temperature", None), correctors=getattr(mc, "correctors", None),
+                         sites=train.variants)
     out = ctx.path("synthetic.vcf.gz" if cfg.bgzip else "synthetic.vcf")
     save(synthetic, out)
     n_params = sum(p.numel() for p in trainer.model.parameters())
@@ -319,7 +323,8 @@ def load_run(run_dir: str | Path):
 def sample(run_dir, n: int, label: str | None = None, seed: int = 0, **options):
     """Draw ``n`` individuals from a finished run (``label=None``: populations in training proportions).
 
-    Options: ``steps``, ``guidance`` and ``temperature`` (diffusion sampling), ``sampler`` (only ``ancestral``).
+    Options: ``steps``, ``guidance``, ``temperature`` and ``correctors`` (diffusion sampling; None: the run's
+    settings), ``sampler`` (only ``ancestral``).
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -348,8 +353,13 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, **options):
         temperature = getattr(mc, "temperature", None)
     if temperature is not None and not float(temperature) > 0:
         raise OmigenInputError(f"temperature must be > 0, got {temperature}")
+    correctors = options.get("correctors")
+    if correctors is None:
+        correctors = getattr(mc, "correctors", None)
+    if correctors is not None and int(correctors) < 0:
+        raise OmigenInputError(f"correctors must be >= 0, got {correctors}")
     return draw(model, kind, info, counts, seed, steps=int(steps) if steps else None, guidance=guidance, sites=sites,
-                temperature=temperature)
+                temperature=temperature, correctors=correctors)
 
 
 def proportional(class_counts: dict[str, int], n: int) -> dict[str | None, int]:
