@@ -115,15 +115,16 @@ def _shown(path: "str | None") -> "str | None":
         return str(path)
 
 
-def _throughput(ae, model, classes, n, steps, guidance, eta, kmer_guidance):
+def _throughput(ae, model, classes, n, steps, guidance, eta, kmer_guidance, calibration=None):
     from omigen_dna_latent.pipeline import generate
 
     counts = {c: n // len(classes) + (i < n % len(classes)) for i, c in enumerate(classes)}
     t0 = time.perf_counter()
     generate(ae, model, classes, counts, seed=0, sampler="ddim", steps=steps, guidance=guidance, eta=eta,
-             kmer_guidance=kmer_guidance)
+             kmer_guidance=kmer_guidance, calibration=calibration)
     seconds = time.perf_counter() - t0
     return {"n": n, "ddim_steps": steps, "guidance": guidance, "kmer_guidance": kmer_guidance,
+            "calibrated": getattr(model.model.denoiser, "calibration", None) is not None,
             "seconds": round(seconds, 2),
             "sequences_per_second": round(n / seconds, 1)}
 
@@ -145,6 +146,8 @@ def main() -> None:
                     help="classifier-free guidance of the scored draw (default: the run's guidance)")
     ap.add_argument("--kmer-guidance", type=float, default=None,
                     help="weight of the per-class k-mer log-ratios in the scored draw (default: the run's)")
+    ap.add_argument("--calibration", type=float, default=None,
+                    help="weight of the run's calibration table in the scored draw (default: the run's; 0: off)")
     ap.add_argument("--motif-draw", type=int, default=4,
                     help="motif statistics are scored on this many times the test split's number of synthetic "
                          "sequences (the other metrics on the first 1x of the same draw)")
@@ -203,8 +206,10 @@ def main() -> None:
     guidance = cfg.guidance if args.guidance is None else args.guidance
     big = {label: n * args.motif_draw for label, n in wanted.items()}
     kmer_guidance = cfg.kmer_guidance if args.kmer_guidance is None else args.kmer_guidance
+    calibration = cfg.calibration.weight if args.calibration is None else args.calibration
+    calibrated = getattr(model.model.denoiser, "calibration", None) is not None
     drawn = generate(ae, model, classes, big, seed=args.seed, sampler=cfg.sampler, steps=sample_steps,
-                     guidance=guidance, eta=cfg.eta, kmer_guidance=kmer_guidance)
+                     guidance=guidance, eta=cfg.eta, kmer_guidance=kmer_guidance, calibration=calibration)
     synthetic = _first_per_label(drawn, wanted)
     rows["model"] = _score("model", synthetic, train, test, motifs, embedder, args.seed, drawn)
     rows["model"]["fred_per_draw"] = _fred_per_draw(drawn, wanted, test, embedder, args.seed)
@@ -215,10 +220,14 @@ def main() -> None:
     rows["reference:real"] = _score("reference:real", _cap(train, len(test), args.seed), train, test, motifs,
                                     embedder, args.seed, _cap(train, args.motif_draw * len(test), args.seed))
 
-    speed = {"200bp": _throughput(ae, model, classes, 1000, 50, cfg.guidance, cfg.eta, kmer_guidance)}
+    speed = {"200bp": _throughput(ae, model, classes, 1000, 50, cfg.guidance, cfg.eta, kmer_guidance, calibration)}
     torch.manual_seed(0)
     long_ae = build_autoencoder(cfg.autoencoder, {"length": 1024}).eval()
     long_model = build_latent_diffusion(cfg.denoiser, _diffusion_info(cfg, 1024, len(classes))).eval()
+    if calibrated:  # an all-zero table of the same kind, so the timing includes the tilt's cost
+        cc = cfg.calibration
+        long_model.model.denoiser.set_calibration(
+            torch.zeros(max(len(classes), 1), -(-1024 // cc.bin_width), 4 ** cc.order, 4), cc.bin_width, calibration)
     speed["1024bp_untrained_same_architecture"] = _throughput(long_ae, long_model, classes, 200, 50, cfg.guidance,
                                                               cfg.eta, kmer_guidance)
 
@@ -245,6 +254,7 @@ def main() -> None:
         "scored_sample_steps": sample_steps,
         "scored_guidance": guidance,
         "scored_kmer_guidance": kmer_guidance,
+        "scored_calibration": calibration if calibrated else None,
         "autoencoder_test_accuracy": reconstruction_accuracy(ae, io.codes_of(test)),
         "timings_seconds": {**{k: round(v, 1) for k, v in timings.items()}, "run_total": round(run_seconds, 1)},
         "exact_copies_of_full_training_split": copies_full,

@@ -105,6 +105,34 @@ class DenoiserConfig:
             raise OmigenInputError(f"denoiser kmer_order must be 0-6 preceding bases, got {self.kmer_order}")
 
 
+@dataclass
+class CalibrationConfig:
+    """Calibration of a base-predicting model against its own draws (:mod:`omigen_dna_latent.calibration`).
+
+    After training, ``rounds`` rounds each draw ``n_per_class`` sequences per label with the run's
+    sampler and add, per label and per bin of ``bin_width`` positions, the log-ratio of
+    ``order``-th order Markov chains fitted to the training sequences and to the draw
+    (``pseudocount`` per cell). The draw adds ``weight`` times that table to each base's
+    log-probability; ``rounds = 0`` or ``weight = 0`` turns calibration off.
+    """
+
+    rounds: int = 1
+    n_per_class: int = 2000
+    order: int = 4
+    bin_width: int = 20
+    pseudocount: float = 1.0
+    weight: float = 1.0
+
+    def validate(self) -> None:
+        """Raise :class:`OmigenInputError` naming the first invalid setting."""
+        if self.rounds < 0 or self.n_per_class < 1:
+            raise OmigenInputError("calibration rounds must be >= 0 and n_per_class >= 1")
+        if not 0 <= self.order <= 6:
+            raise OmigenInputError(f"calibration order must be 0-6 preceding bases, got {self.order}")
+        if self.bin_width < 1 or self.pseudocount <= 0:
+            raise OmigenInputError("calibration bin_width must be >= 1 and pseudocount > 0")
+
+
 def _ae_train() -> TrainConfig:
     return TrainConfig(steps=600, batch_size=64, lr=2e-3, ema_decay=0.99, lr_schedule="cosine",
                        warmup_steps=50, log_every=100, ckpt_every=500)
@@ -164,6 +192,7 @@ class DnaLatentConfig(RunConfig):
     eta: float = 1.0
     guidance: float = 1.0
     kmer_guidance: float = 0.0
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     n_per_class: int = 0
     evaluate: bool = True
     metrics: list[str] = field(default_factory=lambda: list(SEQUENCE_METRICS))
@@ -173,6 +202,7 @@ class DnaLatentConfig(RunConfig):
         self.autoencoder.validate()
         self.denoiser.validate()
         self.diffusion.validate()
+        self.calibration.validate()
         if self.steps < 0:
             raise OmigenInputError(f"steps must be >= 0, got {self.steps}")
         if self.sampler not in SAMPLERS:

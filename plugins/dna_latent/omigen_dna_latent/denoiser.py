@@ -212,6 +212,7 @@ class BasePredictor(nn.Module):
         self.kmer_order = int(kmer_order) if n_classes else 0
         #: weight of the k-mer log-ratios in the draw (a sampling setting, set by ``generate``)
         self.kmer_guidance = 0.0
+        self.set_calibration(None)
         if self.kmer_order:
             self.register_buffer("kmer_ratios", torch.zeros(int(n_classes), 4 ** self.kmer_order, 4))
         self.encoder.requires_grad_(False)
@@ -238,35 +239,60 @@ class BasePredictor(nn.Module):
         rows = context_index(codes, self.context)
         return logits.gather(2, rows[:, :, None, None].expand(-1, -1, 1, 4)).squeeze(2)
 
+    def set_calibration(self, table: Tensor | None, bin_width: int = 1, weight: float = 1.0) -> None:
+        """Use a calibration table ``(classes, bins, 4**m, 4)`` of log-ratios, real against the model's
+        own draws, per class, bin of ``bin_width`` positions and m preceding bases
+        (:mod:`omigen_dna_latent.calibration`); ``None`` removes it. A sampling setting, not a weight
+        of the network: it is kept beside the checkpoint, not in it."""
+        if table is not None and (table.dim() != 4 or table.shape[-1] != 4):
+            raise ValueError(f"a calibration table has shape (classes, bins, 4**m, 4), got {tuple(table.shape)}")
+        self.calibration, self.calibration_bin, self.calibration_weight = table, int(bin_width), float(weight)
+
+    def _tilts(self, y: Tensor | None, batch: int, length: int, device: torch.device) -> list[tuple]:
+        """The tables the draw adds to each base's log-probability: ``(table (C, bins, 4**m, 4), class
+        per row, weight per row, bin width)`` for the k-mer guidance and the calibration in use. A table
+        fitted without labels (one class) applies to every row; a labelled one skips the null label."""
+        y = torch.full((batch,), -1, device=device) if y is None else torch.as_tensor(y, device=device)
+        y = y.long().expand(batch)
+        labelled = y >= 0  # the null label of guidance gets no tilt
+        cls = torch.where(labelled, y, torch.zeros_like(y))
+        tilts = []
+        if self.kmer_order > 0 and self.kmer_guidance != 0.0:
+            tilts.append((self.kmer_ratios[:, None], cls, self.kmer_guidance * labelled.float()[:, None],
+                          length))
+        table = getattr(self, "calibration", None)
+        if table is not None and self.calibration_weight != 0.0:
+            if table.shape[0] == 1:  # fitted without labels: every row gets it
+                cls, labelled = torch.zeros_like(cls), torch.ones_like(labelled)
+            tilts.append((table.to(device), cls, self.calibration_weight * labelled.float()[:, None],
+                          self.calibration_bin))
+        return tilts
+
     def draw(self, logp: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
         """Integer-coded sequences ``(B, L)`` drawn from (guided) log-probabilities as returned by
-        :meth:`logits`, tilted towards labels ``y`` by the k-mer log-ratios when ``kmer_guidance`` is set."""
+        :meth:`logits`, tilted towards labels ``y`` by the k-mer log-ratios when ``kmer_guidance`` is set
+        and by the calibration table when one is set (:meth:`set_calibration`)."""
         shape = logp.shape[:2] + (4,)
         u = torch.rand(shape, generator=generator, device=logp.device).clamp_(1e-20, 1.0)
         gumbel = -(-u.log()).log()  # Gumbel-max: one draw per base
-        tilt = self.kmer_order > 0 and self.kmer_guidance != 0.0 and y is not None
-        if self.context == 0 and not tilt:
-            return (logp + gumbel).argmax(-1)
         B, L = shape[:2]
+        tilts = self._tilts(y, B, L, logp.device)
+        if self.context == 0 and not tilts:
+            return (logp + gumbel).argmax(-1)
         if self.context == 0:
             logp = logp[:, :, None]
         drawn = torch.empty(B, L, dtype=torch.long, device=logp.device)
         row = torch.zeros(B, dtype=torch.long, device=logp.device)
         batch = torch.arange(B, device=logp.device)
-        if tilt:
-            y = torch.as_tensor(y, device=logp.device).long().expand(B)
-            labelled = y >= 0  # the null label of guidance gets no tilt
-            cls = torch.where(labelled, y, torch.zeros_like(y))
-            weight = self.kmer_guidance * labelled.to(logp.dtype)[:, None]
-            kmer, kmers = torch.zeros_like(row), 4 ** self.kmer_order
+        kmers = [torch.zeros_like(row) for _ in tilts]
         for i in range(L):  # along the sequence, vectorised over the batch: each base needs its predecessors
             scores = logp[batch, i, row] + gumbel[:, i]
-            if tilt:
-                scores = scores + weight * self.kmer_ratios[cls, kmer]
+            for (table, cls, weight, width), kmer in zip(tilts, kmers):
+                scores = scores + weight * table[cls, i // width, kmer]
             base = drawn[:, i] = scores.argmax(-1)
             row = (row * 4 + base) % self.rows
-            if tilt:
-                kmer = (kmer * 4 + base) % kmers
+            for j, (table, *_) in enumerate(tilts):
+                kmers[j] = (kmers[j] * 4 + base) % table.shape[2]
         return drawn
 
     def encode(self, probs: Tensor) -> Tensor:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 AE_STAGE = "autoencoder"
 DIFFUSION_STAGE = "diffusion"
 SYNTHETIC = "synthetic.fasta"
+#: The calibration table beside the checkpoints (:mod:`omigen_dna_latent.calibration`).
+CALIBRATION = "calibration.pt"
 
 
 # --------------------------------------------------------------------------- data
@@ -117,12 +119,13 @@ def _diffusion_info(cfg: DnaLatentConfig, length: int, n_classes: int) -> dict[s
 
 def generate(autoencoder, latent_diffusion, classes: list[str], counts: dict, seed: int = 0, sampler: str = "ddim",
              steps: int = 50, guidance: float = 1.0, batch_size: int = 1000, eta: float = 1.0,
-             kmer_guidance: float = 0.0) -> "SequenceData":
+             kmer_guidance: float = 0.0, calibration: float | None = None) -> "SequenceData":
     """Draw ``counts[label]`` sequences of each label (key ``None``: unconditional), seeded.
 
     Latents come from the diffusion model (``sampler``/``steps``/``eta``/``guidance``; a
-    base-predicting model with k-mer tables also ``kmer_guidance``), are decoded by the
-    autoencoder and turned into bases by argmax.
+    base-predicting model with k-mer tables also ``kmer_guidance``, and with a calibration table
+    its weight ``calibration``, ``None`` keeping the model's), are decoded by the autoencoder and
+    turned into bases by argmax.
     """
     import numpy as np
     import torch
@@ -149,12 +152,54 @@ def generate(autoencoder, latent_diffusion, classes: list[str], counts: dict, se
     generator = torch.Generator().manual_seed(int(seed))
     if latent_diffusion.predicts_bases:
         latent_diffusion.model.denoiser.kmer_guidance = float(kmer_guidance)
+        if calibration is not None:
+            latent_diffusion.model.denoiser.calibration_weight = float(calibration)
     z = latent_diffusion.sample(n, y, sampler=sampler, steps=steps, eta=eta, guidance=guidance, generator=generator,
                                 batch_size=batch_size)
     codes = decode_latents(autoencoder, z, device=latent_diffusion.latent_mean.device)
     ids = np.char.add("syn", np.arange(1, n + 1).astype(str)).astype(object)
     labels = np.repeat(np.asarray(keys, dtype=object), sizes) if labelled else None
     return SequenceData(io.strings(codes), ids, labels).validate()
+
+
+def calibrate(ae, latent_diffusion, classes: list[str], train: "SequenceData", cfg: DnaLatentConfig, seed: int,
+              path: "str | Path", resume: bool = False, log=None) -> bool:
+    """Fit (or, with ``resume``, reload) the calibration table of a base-predicting model against the
+    training sequences ``train`` (:mod:`omigen_dna_latent.calibration`), save it to ``path`` and set
+    it on the model with ``cfg.calibration.weight``. False (nothing done) for a noise-predicting
+    model or ``cfg.calibration.rounds = 0``."""
+    import numpy as np
+    import torch
+
+    from omigen_dna_latent import calibration, io
+
+    cc = cfg.calibration
+    if not latent_diffusion.predicts_bases or cc.rounds == 0:
+        return False
+    den = latent_diffusion.model.denoiser
+    if resume and Path(path).is_file():
+        saved = calibration.load(path)
+        den.set_calibration(saved["table"], saved["config"]["bin_width"], cc.weight)
+        return True
+    sampling = {"sampler": cfg.sampler, "steps": cfg.sample_steps, "guidance": cfg.guidance, "eta": cfg.eta,
+                "kmer_guidance": cfg.kmer_guidance}
+
+    def index(labels) -> "torch.Tensor | None":
+        if not classes:
+            return None
+        return torch.as_tensor(np.searchsorted(np.asarray(classes), np.asarray(labels, dtype=str)))
+
+    def draw(table, draw_seed):
+        den.set_calibration(table, cc.bin_width, 1.0)
+        counts = {c: cc.n_per_class for c in classes} if classes else {None: cc.n_per_class}
+        drawn = generate(ae, latent_diffusion, classes, counts, seed=draw_seed, **sampling)
+        return torch.as_tensor(io.codes_of(drawn), dtype=torch.long), index(drawn.labels)
+
+    codes = torch.as_tensor(io.codes_of(train), dtype=torch.long)
+    table = calibration.fit_table(codes, index(train.labels), len(classes), draw, cc, seed=seed, log=log)
+    calibration.save(path, table, cc, sampling)
+    den.set_calibration(table, cc.bin_width, cc.weight)
+    return True
 
 
 # --------------------------------------------------------------------------- report
@@ -214,6 +259,8 @@ def report_sections(train, test, synthetic, accuracy: dict, ae_fit, diff_fit) ->
 
 def run(ctx):
     """Train both stages on the training split, sample the test split's class counts, write and evaluate."""
+    import sys
+
     import numpy as np
     import torch
 
@@ -272,6 +319,10 @@ def run(ctx):
         model = trainer.ema
     if not ctx.is_main:  # under torchrun only rank 0 samples, evaluates and writes
         return RunResult()
+    with ctx.timer("calibrate"):
+        log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if ctx.progress else None
+        calibrated = calibrate(ae, model, classes, train, cfg, ctx.seed + 1, ctx.path(CALIBRATION),
+                               resume=ctx.resume, log=log)
     with ctx.timer("sample"):
         if cfg.n_per_class:
             counts = {c: cfg.n_per_class for c in (classes or [None])}
@@ -285,6 +336,8 @@ def run(ctx):
                 "test": reconstruction_accuracy(ae, io.codes_of(test), device=ctx.device)}
     files = {"synthetic": str(fasta), "autoencoder": str(ctx.path(f"{AE_STAGE}.ckpt")),
              "diffusion": str(ctx.path(f"{DIFFUSION_STAGE}.ckpt"))}
+    if calibrated:
+        files["calibration"] = str(ctx.path(CALIBRATION))
     rows: dict = {}
     if cfg.evaluate:
         from omigen.evaluate import evaluate_run
@@ -338,6 +391,11 @@ def load_models(run_dir: "str | Path", device: str = "cpu"):
         except RuntimeError as exc:
             raise OmigenInputError(f"{paths[stage]} does not fit its recorded config: "
                                    f"{str(exc).splitlines()[0]}") from None
+    if (run_dir / CALIBRATION).is_file() and model.predicts_bases:
+        from omigen_dna_latent import calibration
+
+        saved = calibration.load(run_dir / CALIBRATION)
+        model.model.denoiser.set_calibration(saved["table"], saved["config"]["bin_width"], cfg.calibration.weight)
     return ae.to(device).eval(), model.to(device).eval(), classes, meta
 
 
@@ -358,7 +416,7 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, *, sampler:
     """Draw ``n`` sequences from a finished run (``label=None``: labels in training proportions).
 
     ``sampler``/``steps``/``guidance`` default to the run's ``sampler``/``sample_steps``/``guidance``;
-    DDIM's ``eta`` and ``kmer_guidance`` are the run's.
+    DDIM's ``eta``, ``kmer_guidance`` and the calibration (if the run has one) are the run's.
     """
     from omigen.run import resolve_device
 

@@ -28,13 +28,14 @@ def _build_denoiser(config, info):
 
 #: ``omigen --quick``: a smoke run on a slice of the bundled data, well under a minute on a CPU.
 QUICK = {"max_train": 800, "max_test": 200, "steps": 150, "autoencoder_train.steps": 150,
-         "sample_steps": 20}
+         "sample_steps": 20, "calibration.n_per_class": 200}
 
 #: The contract kit's run: tiny data and model, seconds on a CPU.
 TINY = {"max_train": 64, "max_test": 32, "steps": 20, "autoencoder_train.steps": 20,
         "autoencoder_train.batch_size": 16, "diffusion_train.batch_size": 16,
         "autoencoder.channels": 8, "autoencoder.latent_channels": 4,
-        "denoiser.channels": 16, "denoiser.heads": 2, "diffusion.timesteps": 50, "sample_steps": 4}
+        "denoiser.channels": 16, "denoiser.heads": 2, "diffusion.timesteps": 50, "sample_steps": 4,
+        "calibration.n_per_class": 16}
 
 
 @hookimpl
