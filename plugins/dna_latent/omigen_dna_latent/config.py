@@ -168,7 +168,10 @@ class DnaLatentConfig(RunConfig):
     guidance weight; 1 = plain conditional), ``kmer_guidance`` (weight of the per-class k-mer
     log-ratios in each draw, see ``denoiser.kmer_order``; 0 = off, the default: on the DHS subset
     0.5-2 lowered FReD from 0.20 to 0.16-0.11 but made the cell-type classifier over-confident on
-    synthetic sequences from 1 up, plugin README), ``n_per_class`` (0: the test split's class counts).
+    synthetic sequences from 1 up, plugin README), ``calibration`` (after training, draws from the
+    model and fits per-label, per-position tables that correct its k-mer statistics towards the
+    training data's, :class:`CalibrationConfig`; ``calibration.rounds=0`` turns it off),
+    ``n_per_class`` (0: the test split's class counts).
     ``evaluate=False`` skips the metrics and the report (e.g. when a benchmark scores the run itself).
     ``metrics``: the metrics to compute (default: the plugin's own, :data:`SEQUENCE_METRICS`; an
     empty list: every metric registered for sequences, the host's generic ones included).
