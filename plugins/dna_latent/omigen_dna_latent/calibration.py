@@ -39,7 +39,7 @@ FORMAT = 1
 
 
 def chain_log_probs(codes: Tensor, labels: Tensor | None, n_classes: int, order: int, bin_width: int,
-                    prior: float = 20.0) -> Tensor:
+                    prior: float = 1.0) -> Tensor:
     """``(max(n_classes, 1), bins, 4**order, 4)``: log-probabilities of each base given the ``order``
     bases before it, per label and per bin of ``bin_width`` positions, fitted to integer-coded
     ``codes`` ``(n, L)`` with class indices ``labels`` (``None``: one class).

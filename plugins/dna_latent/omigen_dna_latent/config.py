@@ -120,7 +120,7 @@ class CalibrationConfig:
     n_per_class: int = 2000
     order: int = 4
     bin_width: int = 20
-    prior: float = 20.0
+    prior: float = 1.0
     weight: float = 1.0
 
     def validate(self) -> None:
