@@ -121,6 +121,12 @@ def test_runs_save_the_table_and_samples_use_it(tmp_path):
     plain = tmp_path / "plain"
     run_pipeline("dna_latent", out_dir=plain, overrides={**overrides, "calibration.rounds": 0}, progress=False)
     assert not (plain / CALIBRATION).exists() and load_models(plain)[1].model.denoiser.calibration is None
+    # calibrated later on resume, with another sampler: the table's sampler becomes the run's
+    later = {**overrides, "guidance": 2.0, "calibration.order": 3}
+    run_pipeline("dna_latent", out_dir=plain, overrides=later, resume=True, progress=False)
+    _, model, _, meta = load_models(plain)
+    assert model.model.denoiser.calibration.shape == (4, 10, 4 ** 3, 4)
+    assert meta["config"]["guidance"] == 2.0 and meta["config"]["calibration"]["order"] == 3
 
 
 def test_config_is_checked():

@@ -25,6 +25,9 @@ DIFFUSION_STAGE = "diffusion"
 SYNTHETIC = "synthetic.fasta"
 #: The calibration table beside the checkpoints (:mod:`omigen_dna_latent.calibration`).
 CALIBRATION = "calibration.pt"
+#: Sampler settings a calibration table is fitted to: its record's key -> the config option.
+SAMPLING_OPTIONS = {"sampler": "sampler", "steps": "sample_steps", "guidance": "guidance", "eta": "eta",
+                    "kmer_guidance": "kmer_guidance"}
 
 
 # --------------------------------------------------------------------------- data
@@ -181,8 +184,7 @@ def calibrate(ae, latent_diffusion, classes: list[str], train: "SequenceData", c
         saved = calibration.load(path)
         den.set_calibration(saved["table"], saved["config"]["bin_width"], cc.weight)
         return True
-    sampling = {"sampler": cfg.sampler, "steps": cfg.sample_steps, "guidance": cfg.guidance, "eta": cfg.eta,
-                "kmer_guidance": cfg.kmer_guidance}
+    sampling = {key: getattr(cfg, option) for key, option in SAMPLING_OPTIONS.items()}
 
     def index(labels) -> "torch.Tensor | None":
         if not classes:
@@ -380,6 +382,17 @@ def load_models(run_dir: "str | Path", device: str = "cpu"):
     meta["config"]["denoiser"].setdefault("kmer_order", 0)
     meta["config"].setdefault("kmer_guidance", 0.0)
     meta["config"].setdefault("eta", 0.0)
+    saved = None
+    if (run_dir / CALIBRATION).is_file() and meta["config"]["denoiser"]["predict"] == "bases":
+        from omigen_dna_latent import calibration
+
+        saved = calibration.load(run_dir / CALIBRATION)
+        # The table fits the sampler it was drawn with, which a resumed run may have set after training
+        # (the checkpoint keeps the training run's config): that sampler is the run's from then on.
+        meta["config"]["calibration"] = dict(saved["config"])
+        for key, option in SAMPLING_OPTIONS.items():
+            if key in saved["sampling"]:
+                meta["config"][option] = saved["sampling"][key]
     cfg = from_dict(DnaLatentConfig, meta["config"])
     classes = list(meta.get("classes") or [])
     length = int(meta["length"])
@@ -391,11 +404,8 @@ def load_models(run_dir: "str | Path", device: str = "cpu"):
         except RuntimeError as exc:
             raise OmigenInputError(f"{paths[stage]} does not fit its recorded config: "
                                    f"{str(exc).splitlines()[0]}") from None
-    if (run_dir / CALIBRATION).is_file() and model.predicts_bases:
-        from omigen_dna_latent import calibration
-
-        saved = calibration.load(run_dir / CALIBRATION)
-        model.model.denoiser.set_calibration(saved["table"], saved["config"]["bin_width"], cfg.calibration.weight)
+    if saved is not None:
+        model.model.denoiser.set_calibration(saved["table"], cfg.calibration.bin_width, cfg.calibration.weight)
     return ae.to(device).eval(), model.to(device).eval(), classes, meta
 
 
