@@ -15,24 +15,21 @@ from omigen_dna_latent.plugin import TINY
 
 
 def test_chain_log_probs_by_hand():
-    # class 0: AAAA, class 1: ACAC; bins of 2 positions; order 1 (before the start counts as A); each order
-    # smoothed towards the one below with prior weight 2 (order 0 towards uniform)
+    # class 0: AAAA, class 1: ACAC; bins of 2 positions; order 1 (before the start counts as A)
     codes = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 1]])
-    logp = calibration.chain_log_probs(codes, torch.tensor([0, 1]), 2, order=1, bin_width=2, prior=2.0)
+    logp = calibration.chain_log_probs(codes, torch.tensor([0, 1]), 2, order=1, bin_width=2, pseudocount=1.0)
     assert logp.shape == (2, 2, 4, 4)
-    p = lambda *v: np.array(v, dtype=float)  # noqa: E731
-    # class 1, bin 0: order 0 saw A, C -> (1.5, 1.5, .5, .5) / 4; after A it saw A, C -> (1 + .75, 1 + .75, .25, .25) / 4
-    np.testing.assert_allclose(logp[1, 0, 0].exp().numpy(), p(1.75, 1.75, .25, .25) / 4, rtol=1e-6)
-    # class 1, bin 1 (same order 0): after C it saw A; after A it saw C; after G nothing: order 0's estimate
-    np.testing.assert_allclose(logp[1, 1, 1].exp().numpy(), p(1.75, .75, .25, .25) / 3, rtol=1e-6)
-    np.testing.assert_allclose(logp[1, 1, 0].exp().numpy(), p(.75, 1.75, .25, .25) / 3, rtol=1e-6)
-    np.testing.assert_allclose(logp[1, 1, 2].exp().numpy(), p(1.5, 1.5, .5, .5) / 4, rtol=1e-6)
-    # class 0, bin 1: order 0 A twice -> (2.5, .5, .5, .5) / 4; after A, A twice -> (2 + 1.25, .25, .25, .25) / 4
-    np.testing.assert_allclose(logp[0, 1, 0].exp().numpy(), p(3.25, .25, .25, .25) / 4, rtol=1e-6)
-    # no labels: one class holding both sequences; bin 1 order 0 saw A 3, C 1; after A: A 2, C 1
-    pooled = calibration.chain_log_probs(codes, None, 0, order=1, bin_width=2, prior=2.0)
-    order0 = p(3.5, 1.5, .5, .5) / 6
-    np.testing.assert_allclose(pooled[0, 1, 0].exp().numpy(), (p(2, 1, 0, 0) + 2 * order0) / 5, rtol=1e-6)
+    # class 1, bin 0: A after (start) A, C after A -> after A: A 1, C 1 (+1 each of 4 bases: 6 in all)
+    np.testing.assert_allclose(logp[1, 0, 0].exp().numpy(), np.array([2, 2, 1, 1]) / 6, rtol=1e-6)
+    # class 1, bin 1: A after C, C after A
+    np.testing.assert_allclose(logp[1, 1, 0].exp().numpy(), np.array([1, 2, 1, 1]) / 5, rtol=1e-6)
+    np.testing.assert_allclose(logp[1, 1, 1].exp().numpy(), np.array([2, 1, 1, 1]) / 5, rtol=1e-6)
+    # class 0, bin 1: A after A twice; after C nothing was seen: uniform
+    np.testing.assert_allclose(logp[0, 1, 0].exp().numpy(), np.array([3, 1, 1, 1]) / 6, rtol=1e-6)
+    np.testing.assert_allclose(logp[0, 1, 1].exp().numpy(), np.full(4, 0.25), rtol=1e-6)
+    # no labels: one class holding both sequences
+    pooled = calibration.chain_log_probs(codes, None, 0, order=1, bin_width=2, pseudocount=1.0)
+    np.testing.assert_allclose(pooled[0, 1, 0].exp().numpy(), np.array([3, 2, 1, 1]) / 7, rtol=1e-6)
     with pytest.raises(OmigenInputError, match="one class index"):
         calibration.chain_log_probs(codes, torch.tensor([0, 2]), 2, order=1, bin_width=2)
 
@@ -131,6 +128,6 @@ def test_runs_save_the_table_and_samples_use_it(tmp_path):
 
 def test_config_is_checked():
     for bad, match in (({"rounds": -1}, "rounds"), ({"order": 7}, "order must be 0-6"),
-                       ({"bin_width": 0}, "bin_width"), ({"prior": 0}, "prior")):
+                       ({"bin_width": 0}, "bin_width"), ({"pseudocount": 0}, "pseudocount")):
         with pytest.raises(OmigenInputError, match=match):
             CalibrationConfig(**bad).validate()

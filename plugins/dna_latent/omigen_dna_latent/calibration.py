@@ -39,31 +39,21 @@ FORMAT = 1
 
 
 def chain_log_probs(codes: Tensor, labels: Tensor | None, n_classes: int, order: int, bin_width: int,
-                    prior: float = 1.0) -> Tensor:
+                    pseudocount: float = 1.0) -> Tensor:
     """``(max(n_classes, 1), bins, 4**order, 4)``: log-probabilities of each base given the ``order``
     bases before it, per label and per bin of ``bin_width`` positions, fitted to integer-coded
-    ``codes`` ``(n, L)`` with class indices ``labels`` (``None``: one class).
-
-    Each order is smoothed towards the one below it (interpolated Dirichlet smoothing):
-    ``p_k(b | c) = (n(c, b) + prior * p_{k-1}(b | c')) / (n(c) + prior)``, where ``c'`` drops the
-    farthest base of ``c`` and order 0 is smoothed towards uniform. A context seen a few times then
-    keeps the lower order's estimate instead of a noisy count of its own."""
+    ``codes`` ``(n, L)`` with class indices ``labels`` (``None``: one class); ``pseudocount`` per cell."""
     codes = codes.long().cpu()
     n, length = codes.shape
-    classes, bins = max(int(n_classes), 1), -(-length // bin_width)
+    classes, bins, contexts = max(int(n_classes), 1), -(-length // bin_width), 4 ** order
     rows = torch.zeros(n, dtype=torch.long) if labels is None else labels.long().cpu()
     if rows.shape != (n,) or (rows < 0).any() or (rows >= classes).any():
         raise OmigenInputError(f"calibration needs one class index in [0, {classes}) per sequence")
-    group = (rows[:, None] * bins + torch.arange(length)[None] // bin_width)  # (n, L): label and bin
-    prob = torch.full((classes, bins, 1, 4), 0.25, dtype=torch.float64)
-    for k in range(order + 1):
-        contexts = 4 ** k
-        cell = (group * contexts + context_index(codes, k)) * 4 + codes
-        counts = torch.bincount(cell.reshape(-1), minlength=classes * bins * contexts * 4).double()
-        counts = counts.view(classes, bins, contexts, 4)
-        below = prob[:, :, torch.arange(contexts) % prob.shape[2]]  # drop the farthest base
-        prob = (counts + prior * below) / (counts.sum(-1, keepdim=True) + prior)
-    return prob.log().float()
+    position_bin = torch.arange(length) // bin_width
+    cell = ((rows[:, None] * bins + position_bin[None]) * contexts + context_index(codes, order)) * 4 + codes
+    counts = torch.bincount(cell.reshape(-1), minlength=classes * bins * contexts * 4).double()
+    counts = counts.view(classes, bins, contexts, 4) + pseudocount
+    return (counts.log() - counts.sum(-1, keepdim=True).log()).float()
 
 
 #: ``draw(table, seed) -> (codes (n, L), class indices (n,) or None)``: the model's draw with a calibration table.
@@ -75,12 +65,12 @@ def fit_table(codes: Tensor, labels: Tensor | None, n_classes: int, draw: Draw, 
     """The calibration table of a model whose draw is ``draw``, against training ``codes`` / ``labels``
     (module docstring): ``rounds`` rounds, each adding ``log R - log M`` of a fresh draw."""
     config.validate()
-    real = chain_log_probs(codes, labels, n_classes, config.order, config.bin_width, config.prior)
+    real = chain_log_probs(codes, labels, n_classes, config.order, config.bin_width, config.pseudocount)
     table = torch.zeros_like(real)
     for r in range(config.rounds):
         drawn, drawn_labels = draw(table, seed + r)
         step = real - chain_log_probs(drawn, drawn_labels, n_classes, config.order, config.bin_width,
-                                      config.prior)
+                                      config.pseudocount)
         table = table + step
         if log is not None:
             log(f"calibration round {r + 1}/{config.rounds}: {drawn.shape[0]} sequences drawn, "

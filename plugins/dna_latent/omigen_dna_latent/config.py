@@ -111,8 +111,8 @@ class CalibrationConfig:
 
     After training, ``rounds`` rounds each draw ``n_per_class`` sequences per label with the run's
     sampler and add, per label and per bin of ``bin_width`` positions, the log-ratio of
-    ``order``-th order Markov chains fitted to the training sequences and to the draw, each
-    order smoothed towards the one below with weight ``prior`` (in counts). The draw adds ``weight`` times that table to each base's
+    ``order``-th order Markov chains fitted to the training sequences and to the draw
+    (``pseudocount`` per cell). The draw adds ``weight`` times that table to each base's
     log-probability; ``rounds = 0`` or ``weight = 0`` turns calibration off.
     """
 
@@ -120,7 +120,7 @@ class CalibrationConfig:
     n_per_class: int = 2000
     order: int = 4
     bin_width: int = 20
-    prior: float = 1.0
+    pseudocount: float = 1.0
     weight: float = 1.0
 
     def validate(self) -> None:
@@ -129,8 +129,8 @@ class CalibrationConfig:
             raise OmigenInputError("calibration rounds must be >= 0 and n_per_class >= 1")
         if not 0 <= self.order <= 6:
             raise OmigenInputError(f"calibration order must be 0-6 preceding bases, got {self.order}")
-        if self.bin_width < 1 or self.prior <= 0:
-            raise OmigenInputError("calibration bin_width must be >= 1 and prior > 0")
+        if self.bin_width < 1 or self.pseudocount <= 0:
+            raise OmigenInputError("calibration bin_width must be >= 1 and pseudocount > 0")
 
 
 def _ae_train() -> TrainConfig:
