@@ -71,6 +71,13 @@ def test_one_round_moves_a_miscalibrated_draw_to_the_real_positional_composition
         rows = drawn[y == cls]
         assert (rows[:, :20] == first).float().mean().item() == pytest.approx(0.7, abs=0.03)
         assert (rows[:, 20:] == second).float().mean().item() == pytest.approx(0.7, abs=0.03)
+    half = calibration.fit_table(codes, labels, 2, draw, CalibrationConfig(rounds=1, order=0, bin_width=20, step=0.5),
+                                 seed=1)
+    assert torch.allclose(half, table / 2)  # a damped round adds that fraction of the same log-ratio
+    two = calibration.fit_table(codes, labels, 2, draw, CalibrationConfig(rounds=2, order=0, bin_width=20, step=0.5),
+                                seed=1)
+    # the second round adds half of what the first left: closer to the full ratio, not past it
+    assert ((two - half).abs().sum() > 0) and ((two - table).abs().mean() < (half - table).abs().mean())
     den.set_calibration(table, 20, 0.0)  # weight 0: the model's own draw again
     plain = den.draw(model_logp, torch.Generator().manual_seed(99), y)
     assert (plain == 0).float().mean().item() == pytest.approx(0.25, abs=0.02)
@@ -128,6 +135,7 @@ def test_runs_save_the_table_and_samples_use_it(tmp_path):
 
 def test_config_is_checked():
     for bad, match in (({"rounds": -1}, "rounds"), ({"order": 7}, "order must be 0-6"),
-                       ({"bin_width": 0}, "bin_width"), ({"pseudocount": 0}, "pseudocount")):
+                       ({"bin_width": 0}, "bin_width"), ({"pseudocount": 0}, "pseudocount"),
+                       ({"step": 0}, "step"), ({"step": 1.5}, "step")):
         with pytest.raises(OmigenInputError, match=match):
             CalibrationConfig(**bad).validate()

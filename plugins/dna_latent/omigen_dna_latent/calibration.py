@@ -17,8 +17,9 @@ a discriminator that factorises over bases so it can act inside the chained draw
 
 A table of zeros changes nothing. Each further round (``rounds``) draws again with the table so
 far and adds the ratio that remains, since the sampler rewrites part of what one tilted draw
-changes. The table is fitted to the sampler settings it was drawn with; other settings still get
-it, only less exactly. Tables are saved beside the run's checkpoints (``calibration.pt``) as plain
+changes; ``step`` < 1 adds only that fraction of each round's ratio, because the tilt acts at
+every sampling step and a full one overshoots. The table is fitted to the sampler settings it
+was drawn with; other settings still get it, only less exactly. Tables are saved beside the run's checkpoints (``calibration.pt``) as plain
 tensors, read back with ``torch.load(weights_only=True)``.
 """
 
@@ -63,7 +64,7 @@ Draw = Callable[[Tensor, int], "tuple[Tensor, Tensor | None]"]
 def fit_table(codes: Tensor, labels: Tensor | None, n_classes: int, draw: Draw, config: CalibrationConfig,
               seed: int = 0, log: Callable[[str], None] | None = None) -> Tensor:
     """The calibration table of a model whose draw is ``draw``, against training ``codes`` / ``labels``
-    (module docstring): ``rounds`` rounds, each adding ``log R - log M`` of a fresh draw."""
+    (module docstring): ``rounds`` rounds, each adding ``step`` times ``log R - log M`` of a fresh draw."""
     config.validate()
     real = chain_log_probs(codes, labels, n_classes, config.order, config.bin_width, config.pseudocount)
     table = torch.zeros_like(real)
@@ -71,7 +72,7 @@ def fit_table(codes: Tensor, labels: Tensor | None, n_classes: int, draw: Draw, 
         drawn, drawn_labels = draw(table, seed + r)
         step = real - chain_log_probs(drawn, drawn_labels, n_classes, config.order, config.bin_width,
                                       config.pseudocount)
-        table = table + step
+        table = table + config.step * step
         if log is not None:
             log(f"calibration round {r + 1}/{config.rounds}: {drawn.shape[0]} sequences drawn, "
                 f"mean |log R - log M| {step.abs().mean():.3f}")
