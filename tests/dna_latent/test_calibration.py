@@ -63,7 +63,7 @@ def test_one_round_moves_a_miscalibrated_draw_to_the_real_positional_composition
         den.set_calibration(table, 20, 1.0)
         return den.draw(model_logp, torch.Generator().manual_seed(seed), y), y
 
-    config = CalibrationConfig(rounds=1, order=0, bin_width=20)
+    config = CalibrationConfig(rounds=1, order=0, bin_width=20, step=1.0)
     table = calibration.fit_table(codes, labels, 2, draw, config, seed=1)
     assert table.shape == (2, 2, 1, 4)
     drawn, _ = draw(table, 99)

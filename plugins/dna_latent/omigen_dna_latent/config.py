@@ -119,13 +119,13 @@ class CalibrationConfig:
     acts more than once and overshoots what it corrects (CpG on the DHS data, plugin README).
     """
 
-    rounds: int = 1
-    n_per_class: int = 2000
+    rounds: int = 3
+    n_per_class: int = 700
     order: int = 4
     bin_width: int = 20
     pseudocount: float = 1.0
     weight: float = 1.0
-    step: float = 1.0
+    step: float = 0.5
 
     def validate(self) -> None:
         """Raise :class:`OmigenInputError` naming the first invalid setting."""
