@@ -10,7 +10,7 @@ same training sequences as the model) and the real training data (real-vs-real r
 
 - FReD (the plugin's shipped reference embedder), cell-type classifier accuracy on synthetic
   (by intended label) and on real test sequences, detection AUC (boosted trees on 4-mer plus
-  binned GC/CpG features), JASPAR motif positional correlation for the default motifs present
+  binned GC/CpG features), word detection AUC (logistic regression on 8-mer counts), JASPAR motif positional correlation for the default motifs present
   in the real data, each motif's hits per sequence per cell type (``motif_rate_by_label``, real
   and synthetic) and the correlation of their per-cell-type enrichments
   (``motif_label_enrichment_r``, :func:`omigen_dna_latent.motifs.label_enrichment_r`: does HepG2
@@ -61,7 +61,7 @@ def _score(name, synthetic, train, test, motifs, embedder, seed, motif_draw=None
     from omigen_dna_latent.classifier import conditional_fidelity
     from omigen_dna_latent.fred import fred
     from omigen_dna_latent.motifs import compare_motif_hits, label_enrichment_r, motif_hits, rates_by_label
-    from omigen_dna_latent.seqmetrics import detection_auc, exact_copies, fraction_unique
+    from omigen_dna_latent.seqmetrics import detection_auc, exact_copies, fraction_unique, word_detection_auc
 
     t0 = time.perf_counter()
     syn, real, tr = io.codes_of(synthetic), io.codes_of(test), io.codes_of(train)
@@ -76,6 +76,7 @@ def _score(name, synthetic, train, test, motifs, embedder, seed, motif_draw=None
         "classifier_accuracy_synthetic": fid["synthetic_accuracy"],
         "classifier_accuracy_real_test": fid["test_accuracy"],
         "detection_auc": detection_auc(real, syn, seed=seed),
+        "word_detection_auc": word_detection_auc(real, syn, seed=seed),
         "motif_position_r": {m: s["position_r"] for m, s in present.items()},
         "motif_position_r_min": float(np.nanmin([s["position_r"] for s in present.values()])),
         "motif_position_r_mean": float(np.nanmean([s["position_r"] for s in present.values()])),
@@ -268,6 +269,7 @@ def main() -> None:
     write_json(args.out, report)
 
     cols = ["fred", "classifier_accuracy_synthetic", "classifier_accuracy_real_test", "detection_auc",
+            "word_detection_auc",
             "motif_position_r_min", "motif_position_r_mean", "motif_count_js_mean", "motif_label_enrichment_r",
             "fraction_unique",
             "exact_copies_of_training"]

@@ -31,7 +31,7 @@ def sets():
 def test_specs_are_well_formed():
     names = [m.name for m in METRICS]
     assert names == ["fred", "motifs", "motif-enrichment", "kmer", "gc", "diversity", "memorisation", "detection",
-                     "cell-type-fidelity"]
+                     "word-detection", "cell-type-fidelity"]
     for spec in METRICS:
         spec.validate()
         assert spec.modalities == ("sequence",)

@@ -71,3 +71,26 @@ def test_detection_auc_separates_and_confuses():
     gc_rich = rng.choice(4, size=(100, 40), p=[0.1, 0.4, 0.4, 0.1])
     assert sm.detection_auc(a, gc_rich) > 0.9
     assert sm.detection_auc(a, b) < 0.7  # same distribution: not detectable (small-sample AUC is noisy)
+
+
+def test_word_counts_by_hand():
+    counts = sm.word_counts(encode(["ACGTACGTA", "AAAAAAAAA"]), k=8).toarray()
+    assert counts.shape == (2, 4 ** 8) and counts.sum(axis=1).tolist() == [2, 2]
+    acgtacgt = int("".join("0123"["ACGT".index(c)] for c in "ACGTACGT"), 4)
+    assert counts[0, acgtacgt] == 1 and counts[1, 0] == 2  # AAAAAAAA twice in a 9-mer of A
+
+
+def test_word_detection_sees_planted_words_and_not_noise():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 4, (150, 60)), rng.integers(0, 4, (150, 60))
+    planted = b.copy()
+    starts = rng.integers(0, 52, 150)  # one GATA word per sequence, anywhere: 8 of 60 bases
+    word = encode(["AGATAAGG"])[0]
+    planted[np.arange(150)[:, None], starts[:, None] + np.arange(8)] = word
+    assert sm.word_detection_auc(a, planted) > 0.9
+    assert sm.word_detection_auc(a, b) < 0.65
+    assert sm.word_detection_auc(a[:, :5], b[:, :5]) < 0.7  # shorter than a word: k drops to the length
+    with pytest.raises(OmigenInputError, match="lengths differ"):
+        sm.word_detection_auc(a, b[:, :50])
+    with pytest.raises(OmigenInputError, match="at least 2"):
+        sm.word_detection_auc(a[:1], b)

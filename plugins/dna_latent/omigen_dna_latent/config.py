@@ -19,7 +19,7 @@ PREDICTIONS = ("eps", "bases")
 #: privacy, prdc, mmd, utility) work on the 4 x L one-hot features, repeat detection, fred and
 #: memorisation on worse features, and took 330-520 s of a 4,565-sequence evaluation on 2 cores.
 SEQUENCE_METRICS = ("fred", "motifs", "motif-enrichment", "kmer", "gc", "diversity", "memorisation", "detection",
-                    "cell-type-fidelity")
+                    "word-detection", "cell-type-fidelity")
 
 
 @dataclass

@@ -15,6 +15,8 @@ metric                    outputs
 ``memorisation``          identity to the nearest training sequence, synthetic vs real test;
                           ``exact_copies`` of training sequences
 ``detection``             ``auc`` of boosted trees on 4-mer + per-20-bp GC/CpG features (0.5 ideal)
+``word-detection``        ``auc`` of a logistic regression on 8-mer counts (0.5 ideal): whole sites and
+                          simple repeats, which 4-mer features do not see
 ``cell-type-fidelity``    accuracy of a CNN trained on real training sequences: on synthetic (by
                           intended label) and on real test; ``accuracy_gap`` (0 ideal)
 ========================  ========================================================================
@@ -254,6 +256,14 @@ def compute_detection(real, synthetic, train=None, seed: int = 0) -> dict[str, f
     return {"auc": detection_auc(X, Y, seed=seed)}
 
 
+def compute_word_detection(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
+    """Cross-validated AUC of a logistic regression on each sequence's 8-mer counts (0.5 ideal)."""
+    from omigen_dna_latent.seqmetrics import word_detection_auc
+
+    X, Y = _pair(real, synthetic)
+    return {"auc": word_detection_auc(X, Y, seed=seed)}
+
+
 def compute_cell_type_fidelity(real, synthetic, train=None, seed: int = 0) -> dict[str, float]:
     """Accuracy of a CNN cell-type classifier (trained on real training data) on synthetic and real test."""
     from omigen_dna_latent.classifier import conditional_fidelity
@@ -291,6 +301,8 @@ METRICS: list[MetricSpec] = [
                description="identity to the nearest training sequence (synthetic vs real test), exact copies"),
     MetricSpec("detection", _SEQ, {"auc": 0.5}, compute_detection,
                description="C2ST AUC of boosted trees on 4-mer composition plus GC/CpG per 20-bp bin"),
+    MetricSpec("word-detection", _SEQ, {"auc": 0.5}, compute_word_detection,
+               description="AUC of a logistic regression on 8-mer counts: whole sites and repeats (0.5 ideal)"),
     MetricSpec("cell-type-fidelity", _SEQ,
                {"synthetic_accuracy": "higher", "test_accuracy": "info", "accuracy_gap": 0.0},
                compute_cell_type_fidelity, needs_train=True, needs_labels=True,
