@@ -74,6 +74,7 @@ def test_detection_auc_separates_and_confuses():
 
 
 def test_word_counts_by_hand():
+    assert sm.word_counts(encode(["ACGTA"]), k=5).shape == (1, 4 ** 5)
     counts = sm.word_counts(encode(["ACGTACGTA", "AAAAAAAAA"]), k=8).toarray()
     assert counts.shape == (2, 4 ** 8) and counts.sum(axis=1).tolist() == [2, 2]
     acgtacgt = int("".join("0123"["ACGT".index(c)] for c in "ACGTACGT"), 4)
@@ -90,7 +91,13 @@ def test_word_detection_sees_planted_words_and_not_noise():
     assert sm.word_detection_auc(a, planted) > 0.9
     assert sm.word_detection_auc(a, b) < 0.65
     assert sm.word_detection_auc(a[:, :5], b[:, :5]) < 0.7  # shorter than a word: k drops to the length
+    assert sm.word_detection_auc(a, planted, seed=3) == sm.word_detection_auc(a, planted, seed=3)  # seeded
+    # unequal sets are subsampled to equal size: 300 real against 150 planted still separates, 300 vs 150 random not
+    big = rng.integers(0, 4, (300, 60))
+    assert sm.word_detection_auc(big, planted) > 0.9 and sm.word_detection_auc(big, b) < 0.65
     with pytest.raises(OmigenInputError, match="lengths differ"):
         sm.word_detection_auc(a, b[:, :50])
     with pytest.raises(OmigenInputError, match="at least 2"):
         sm.word_detection_auc(a[:1], b)
+    with pytest.raises(OmigenInputError, match="folds >= 2"):
+        sm.word_detection_auc(a, b, folds=1)
