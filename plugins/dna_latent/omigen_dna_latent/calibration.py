@@ -19,8 +19,9 @@ A table of zeros changes nothing. Each further round (``rounds``) draws again wi
 far and adds the ratio that remains, since the sampler rewrites part of what one tilted draw
 changes; ``step`` < 1 adds only that fraction of each round's ratio, because the tilt acts at
 every sampling step and a full one overshoots. The table is fitted to the sampler settings it
-was drawn with; other settings still get it, only less exactly. Tables are saved beside the run's checkpoints (``calibration.pt``) as plain
-tensors, read back with ``torch.load(weights_only=True)``.
+was drawn with; other settings still get it, only less exactly. Tables are saved beside the
+run's checkpoints (``calibration.pt``) as plain tensors, read back with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations

@@ -229,11 +229,8 @@ def detection_auc(real: np.ndarray, synthetic: np.ndarray, seed: int = 0, max_pe
     from omigen.metrics.detection import c2st_auc
 
     rng = np.random.default_rng(seed)
-
-    def pick(m):
-        return m if m.shape[0] <= max_per_set else m[np.sort(rng.choice(m.shape[0], max_per_set, replace=False))]
-
-    return c2st_auc(detection_features(pick(real)), detection_features(pick(synthetic)), seed=seed)
+    return c2st_auc(detection_features(_pick(real, max_per_set, rng)),
+                    detection_features(_pick(synthetic, max_per_set, rng)), seed=seed)
 
 
 def word_counts(codes: np.ndarray, k: int = WORD_K) -> "scipy.sparse.csr_matrix":
@@ -267,7 +264,7 @@ def word_detection_auc(real: np.ndarray, synthetic: np.ndarray, k: int = WORD_K,
     if real.shape[1] != synthetic.shape[1]:
         raise OmigenInputError(f"real ({real.shape[1]} bp) and synthetic ({synthetic.shape[1]} bp) lengths differ")
     rng = np.random.default_rng(seed)
-    pick = [x[np.sort(rng.choice(x.shape[0], m, replace=False))] for x in (real, synthetic)]
+    pick = [_pick(x, m, rng) for x in (real, synthetic)]
     data = sp.vstack([word_counts(x, min(k, real.shape[1])) for x in pick]).tocsr()
     target = np.repeat([0, 1], [m, m])
     cv = StratifiedKFold(n_splits=min(folds, m), shuffle=True, random_state=seed)
