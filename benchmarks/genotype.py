@@ -57,7 +57,8 @@ def _scores(train, test, synthetic, seed: int = 0) -> dict[str, float]:
         out["gwas_error"] = str(exc)[:200]
     p = privacy(synthetic.features(), train.features(), test.features(), seed=seed)
     out.update(aa_truth=p["aa_truth"], aa_synth=p["aa_synth"], aats_test=p["aats_test"],
-               privacy_loss=p["privacy_loss"], identical_rate=p["identical_rate"],
+               privacy_loss=p["privacy_loss"], membership_auc=p["membership_auc"],
+               identical_rate=p["identical_rate"],
                identical_genomes=float(round(p["identical_rate"] * len(synthetic))))
     return {k: (float(v) if not isinstance(v, str) else v) for k, v in out.items()}
 

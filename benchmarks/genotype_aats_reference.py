@@ -91,7 +91,7 @@ def score(seed: int, switch_counts: list[float]) -> dict[str, dict]:
     for name, S in sets.items():
         p = privacy(S, G[train], G[test], seed=0)
         rows[name] = {k: p[k] for k in ("aa_truth", "aa_synth", "aats_test", "aa_truth_train", "aa_synth_train",
-                                        "privacy_loss")}
+                                        "privacy_loss", "membership_auc")}
         rows[name]["in_band_and_private"] = bool(0.4 <= p["aa_truth"] <= 0.6 and 0.4 <= p["aa_synth"] <= 0.6
                                                  and p["privacy_loss"] <= 0.05)
     return {"n_snps": int(positions.size), "n_train": int(train.size), "n_test": int(test.size), "rows": rows}
@@ -112,11 +112,12 @@ def main() -> None:
     from omigen.io import write_json
 
     write_json(args.out, result)
-    print(f"{'seed':>4s} {'generator':14s} {'AA_truth':>9s} {'AA_synth':>9s} {'loss':>7s}  meets")
+    print(f"{'seed':>4s} {'generator':14s} {'AA_truth':>9s} {'AA_synth':>9s} {'loss':>7s} {'MIA AUC':>8s}  meets")
     for seed, res in result["seeds"].items():
         for name, r in res["rows"].items():
             loss = "-" if name == "real train" else f"{r['privacy_loss']:.3f}"
-            print(f"{seed:>4s} {name:14s} {r['aa_truth']:9.3f} {r['aa_synth']:9.3f} {loss:>7s}  "
+            mia = "-" if name == "real train" else f"{r['membership_auc']:.3f}"
+            print(f"{seed:>4s} {name:14s} {r['aa_truth']:9.3f} {r['aa_synth']:9.3f} {loss:>7s} {mia:>8s}  "
                   f"{r['in_band_and_private'] if name != 'real train' else '-'}")
     print(f"wrote {args.out}")
 

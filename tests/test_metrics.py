@@ -21,7 +21,7 @@ from omigen.metrics.distances import count_within, knn_sq, standardise
 from omigen.metrics.frechet import frechet_details, frechet_distance, frechet_from_stats
 from omigen.metrics.mmd import median_bandwidth, mmd2_rbf
 from omigen.metrics.prdc import prdc
-from omigen.metrics.privacy import adversarial_accuracy, identical_rate, privacy
+from omigen.metrics.privacy import adversarial_accuracy, identical_rate, membership_auc, privacy
 from omigen.metrics.utility import tstr
 from omigen.registry import Registry
 
@@ -247,6 +247,7 @@ def test_privacy_of_a_copy_of_the_training_set():
     assert out["dcr_synthetic_median"] == 0.0 and out["dcr_ratio"] == 0.0
     assert out["aa_truth_train"] == 0.0 and out["aa_synth_train"] == 0.0 and out["aats_train"] == 0.0
     assert abs(out["aats_test"] - 0.5) < 0.1 and out["privacy_loss"] > 0.4
+    assert out["membership_auc"] == 1.0  # every member is its own synthetic copy
 
 
 def test_privacy_of_a_fresh_sample_from_the_same_distribution():
@@ -256,7 +257,26 @@ def test_privacy_of_a_fresh_sample_from_the_same_distribution():
     assert abs(out["dcr_ratio"] - 1.0) < 0.2
     assert abs(out["aats_test"] - 0.5) < 0.1 and abs(out["aats_train"] - 0.5) < 0.1
     assert abs(out["privacy_loss"]) < 0.1
+    assert abs(out["membership_auc"] - 0.5) < 0.08
     assert privacy(syn, train, test, seed=1, chunk=7) == pytest.approx(out)
+
+
+def test_membership_auc_ranks_nearer_records_as_members():
+    assert membership_auc(np.array([0.1, 0.2]), np.array([0.3, 0.4, 0.5])) == 1.0
+    assert membership_auc(np.array([0.5, 0.6]), np.array([0.1, 0.2])) == 0.0
+    assert membership_auc(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.5  # ties count one half
+    # Half the members sit on a synthetic sample, half as far as outsiders: AUC 0.75.
+    assert membership_auc(np.array([0.0, 0.0, 1.0, 1.0]), np.array([1.0, 1.0])) == pytest.approx(0.75)
+    with pytest.raises(ValueError):
+        membership_auc(np.array([]), np.array([1.0]))
+
+
+def test_membership_auc_sees_synthetic_samples_near_half_the_members():
+    train, test = gauss(200, 6, seed=37), gauss(200, 6, seed=38)
+    near = train[:100] + 0.01 * gauss(100, 6, seed=39)
+    syn = np.vstack([near, gauss(100, 6, seed=40)])
+    out = privacy(syn, train, test, seed=2)
+    assert 0.7 < out["membership_auc"] < 0.85
 
 
 # ---------------------------------------------------------------- MetricSpec wrappers
@@ -270,7 +290,7 @@ SPEC_OUTPUTS = {
                 "trtr_balanced_accuracy": "info"},
     "privacy": {"dcr_synthetic_median": "info", "dcr_test_median": "info", "dcr_ratio": 1.0,
                 "identical_rate": "lower", "aa_truth": 0.5, "aa_synth": 0.5, "aats_test": 0.5,
-                "aats_train": "info", "privacy_loss": "lower"},
+                "aats_train": "info", "privacy_loss": "lower", "membership_auc": 0.5},
 }
 
 

@@ -95,7 +95,8 @@ def compute_utility(real: "Dataset", synthetic: "Dataset", train: "Dataset | Non
 
 def compute_privacy(real: "Dataset", synthetic: "Dataset", train: "Dataset | None" = None,
                     seed: int = 0) -> dict[str, float]:
-    """DCR, identical matches and nearest-neighbour adversarial accuracy against train and test."""
+    """DCR, identical matches, nearest-neighbour adversarial accuracy against train and test, and a
+    distance membership-inference AUC."""
     from omigen.metrics.privacy import privacy
 
     train = _need_train("privacy", train)
@@ -106,6 +107,7 @@ def compute_privacy(real: "Dataset", synthetic: "Dataset", train: "Dataset | Non
 _PRIVACY_OUTPUTS = {
     "dcr_synthetic_median": "info", "dcr_test_median": "info", "dcr_ratio": 1.0, "identical_rate": "lower",
     "aa_truth": 0.5, "aa_synth": 0.5, "aats_test": 0.5, "aats_train": "info", "privacy_loss": "lower",
+    "membership_auc": 0.5,
 }
 
 METRICS: list[MetricSpec] = [

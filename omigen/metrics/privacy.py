@@ -13,6 +13,11 @@
   discrete data) count one half. Against the training set it gives ``aats_train``, against the
   test set ``aats_test``; ``privacy_loss = aats_test - aats_train`` is large when the generator
   reproduces its training records more closely than it reproduces unseen data.
+- Membership inference by distance (the attack of Chen et al. 2020, "GAN-Leaks", with full access
+  to the synthetic set): each training and each test record is scored by its distance to the
+  closest synthetic sample, and ``membership_auc`` is the AUC of telling training members from
+  test records by that score (closer = member). 0.5 means the synthetic set reveals nothing of
+  who was in training; 1 means every member has a synthetic sample nearer than any outsider's.
 
 Distances are Euclidean on features standardised by the training set's mean and standard
 deviation (the records being protected), chunked as in :mod:`omigen.metrics.distances`.
@@ -65,13 +70,24 @@ def adversarial_accuracy(target: np.ndarray, synthetic: np.ndarray, seed: int = 
     return _closer(d_tt, d_ts), _closer(d_ss, d_st)
 
 
+def membership_auc(member_distance: np.ndarray, outsider_distance: np.ndarray) -> float:
+    """AUC of calling a record a training member when its distance to the synthetic set is smaller
+    (ties count one half): 0.5 means the distances do not tell members from outsiders."""
+    from sklearn.metrics import roc_auc_score
+
+    a, b = np.asarray(member_distance, dtype=float), np.asarray(outsider_distance, dtype=float)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("membership inference needs training and test records")
+    return float(roc_auc_score(np.r_[np.ones(a.size), np.zeros(b.size)], -np.concatenate([a, b])))
+
+
 def privacy(synthetic, train, test, seed: int = 0, chunk: int = 2048) -> dict[str, float]:
     """All privacy numbers of ``synthetic`` against the ``train`` records and held-out ``test`` data.
 
     Every set needs at least 2 samples. Returns ``dcr_synthetic_median``, ``dcr_test_median``,
     ``dcr_ratio`` (inf when only the test median is 0, 1 when both are), ``identical_rate``,
     ``aa_truth`` and ``aa_synth`` (against the test set), ``aats_test``, ``aa_truth_train``,
-    ``aa_synth_train``, ``aats_train`` and ``privacy_loss``.
+    ``aa_synth_train``, ``aats_train``, ``privacy_loss`` and ``membership_auc``.
     """
     S = as_matrix(synthetic, "synthetic data", min_rows=2)
     T = as_matrix(train, "real training data", min_rows=2)
@@ -88,11 +104,13 @@ def privacy(synthetic, train, test, seed: int = 0, chunk: int = 2048) -> dict[st
         ratio = 1.0 if syn_med == 0 else float("inf")
     aa_truth, aa_synth = adversarial_accuracy(E, S, seed, chunk)
     aa_truth_tr, aa_synth_tr = adversarial_accuracy(T, S, seed + 1, chunk)
+    member = knn_sq(T, S, 1, chunk)[:, 0]
+    outsider = knn_sq(E, S, 1, chunk)[:, 0]
     aats_test = 0.5 * (aa_truth + aa_synth)
     aats_train = 0.5 * (aa_truth_tr + aa_synth_tr)
     return {
         "dcr_synthetic_median": syn_med, "dcr_test_median": test_med, "dcr_ratio": ratio,
         "identical_rate": ident, "aa_truth": aa_truth, "aa_synth": aa_synth, "aats_test": aats_test,
         "aa_truth_train": aa_truth_tr, "aa_synth_train": aa_synth_tr, "aats_train": aats_train,
-        "privacy_loss": aats_test - aats_train,
+        "privacy_loss": aats_test - aats_train, "membership_auc": membership_auc(member, outsider),
     }
