@@ -13,8 +13,9 @@ same training sequences as the model) and the real training data (real-vs-real r
   binned GC/CpG features), word detection AUC (logistic regression on 8-mer counts), JASPAR
   motif positional correlation for the default motifs present in the real data, each motif's
   hits per sequence per cell type (``motif_rate_by_label``, real and synthetic) and the
-  correlation of their per-cell-type enrichments (``motif_label_enrichment_r``, :func:`omigen_dna_latent.motifs.label_enrichment_r`: does HepG2
-  get its HNF4A sites and K562 its GATA1 sites?), fraction unique and exact copies of training
+  correlation of their per-cell-type enrichments (``motif_label_enrichment_r``,
+  :func:`omigen_dna_latent.motifs.label_enrichment_r`: does HepG2 get its HNF4A sites and K562
+  its GATA1 sites?), fraction unique and exact copies of training
   sequences (those the model saw and, for the whole draw, the whole training split);
 - the motif statistics are scored on a draw ``--motif-draw`` (4) times the test split's size,
   of which the first 1x per cell type gives the other metrics (FReD is also reported for each

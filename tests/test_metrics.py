@@ -267,7 +267,7 @@ def test_membership_auc_ranks_nearer_records_as_members():
     assert membership_auc(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.5  # ties count one half
     # Half the members sit on a synthetic sample, half as far as outsiders: AUC 0.75.
     assert membership_auc(np.array([0.0, 0.0, 1.0, 1.0]), np.array([1.0, 1.0])) == pytest.approx(0.75)
-    with pytest.raises(ValueError):
+    with pytest.raises(OmigenInputError, match="membership inference"):
         membership_auc(np.array([]), np.array([1.0]))
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from omigen.errors import OmigenInputError
 from omigen.metrics.distances import as_matrix, knn_sq, same_width, standardise
 
 
@@ -77,7 +78,7 @@ def membership_auc(member_distance: np.ndarray, outsider_distance: np.ndarray) -
 
     a, b = np.asarray(member_distance, dtype=float), np.asarray(outsider_distance, dtype=float)
     if a.size == 0 or b.size == 0:
-        raise ValueError("membership inference needs training and test records")
+        raise OmigenInputError("membership inference needs training and test records")
     return float(roc_auc_score(np.r_[np.ones(a.size), np.zeros(b.size)], -np.concatenate([a, b])))
 
 
