@@ -111,13 +111,18 @@ def _load(folder: Path, kind: str, train):
     return model, info, cfg
 
 
+#: ``--sample`` keys: the diffusion sampling options, and ``seed`` (the draw's and the scoring's seed).
+_SAMPLING_KEYS = ("temperature", "guidance", "sample_steps", "correctors", "mosaic", "mosaic_noise",
+                  "mosaic_switches", "mosaic_donors", "seed")
+
+
 def _sampling(spec: str) -> dict[str, float]:
     """``"temperature=1.1,guidance=1"`` -> ``{"temperature": 1.1, "guidance": 1.0}`` (diffusion sampling options)."""
     out = {}
     for part in filter(None, spec.split(",")):
         key, _, value = part.partition("=")
-        if key not in ("temperature", "guidance", "sample_steps", "correctors"):
-            raise SystemExit(f"--sample takes temperature, guidance, sample_steps and correctors, not {key!r}")
+        if key not in _SAMPLING_KEYS:
+            raise SystemExit(f"--sample takes {', '.join(_SAMPLING_KEYS)}, not {key!r}")
         out[key] = float(value)
     return out
 
@@ -154,16 +159,16 @@ def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0, sampli
             print(f"  {kind}: trained {fit.steps} steps in {train_s:.1f} s", flush=True)
         mc = cfg.model_config()
         for spec in [""] + (list(samplings) if kind == "diffusion" else []):
-            opts = {"sample_steps": getattr(mc, "sample_steps", None), "guidance": getattr(mc, "guidance", None),
-                    "temperature": getattr(mc, "temperature", None), "correctors": getattr(mc, "correctors", None),
-                    **_sampling(spec)}
+            opts = {k: getattr(mc, k, None) for k in _SAMPLING_KEYS[:-1]} | {"seed": seed} | _sampling(spec)
+            mosaic = {k: opts[k] for k in ("mosaic", "mosaic_noise", "mosaic_switches", "mosaic_donors")
+                      if opts[k] is not None}
             t1 = time.perf_counter()
-            syn = draw(model, kind, info, counts, seed, steps=int(opts["sample_steps"] or 0) or None,
+            syn = draw(model, kind, info, counts, int(opts["seed"]), steps=int(opts["sample_steps"] or 0) or None,
                        guidance=opts["guidance"], temperature=opts["temperature"],
-                       correctors=int(opts["correctors"] or 0), sites=train.variants)
+                       correctors=int(opts["correctors"] or 0), sites=train.variants, mosaic=mosaic, reference=train)
             sample_s = time.perf_counter() - t1
             row = f"{kind} [{spec}]" if spec else kind
-            rows[row] = {**_scores(train, test, syn, seed), **trained, "sample_seconds": sample_s,
+            rows[row] = {**_scores(train, test, syn, int(opts["seed"])), **trained, "sample_seconds": sample_s,
                          "n_params": int(sum(p.numel() for p in model.parameters()))}
             print(f"  {row}: {json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[row].items()})}",
                   flush=True)

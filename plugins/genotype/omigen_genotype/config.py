@@ -54,6 +54,12 @@ class DiffusionModelConfig(PatchConfig):
     learns and draws haplotypes, two per synthetic individual, and adds them into dosages (see
     :class:`omigen_genotype.d3pm.GenotypeD3PM`). ``self_cond`` feeds the denoiser its previous estimate of
     x0 (self-conditioning; training steps cost about a third more).
+
+    ``mosaic`` (phased training data only) starts each synthetic haplotype not from noise but from a mosaic
+    of training haplotypes of its population, ``mosaic_switches`` donor switches per contig on average,
+    donors among the ``mosaic_donors`` training individuals with the phenotype nearest the one drawn,
+    noised to ``mosaic_noise`` x ``timesteps`` and denoised from there (see :mod:`omigen_genotype.mosaic`;
+    sampling then reads the training genotypes).
     """
 
     transition: str = "uniform"
@@ -72,6 +78,10 @@ class DiffusionModelConfig(PatchConfig):
     skip: bool = False
     haplotypes: bool = False
     self_cond: bool = False
+    mosaic: bool = False
+    mosaic_noise: float = 0.5
+    mosaic_switches: float = 10.0
+    mosaic_donors: int = 24
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,6 +103,7 @@ class DiffusionModelConfig(PatchConfig):
             raise OmigenInputError(f"diffusion temperature must be > 0, got {self.temperature}")
         if self.correctors < 0:
             raise OmigenInputError(f"diffusion correctors must be >= 0, got {self.correctors}")
+        check_mosaic(self.mosaic_noise, self.mosaic_switches, self.mosaic_donors)
 
 
 @dataclass
@@ -149,6 +160,16 @@ class GANConfig(PatchConfig):
 
 #: Training steps of a default run (``--steps``; ``train.steps`` follows it).
 DEFAULT_STEPS = 1000
+
+
+def check_mosaic(noise: float, switches: float, donors: int) -> None:
+    """Raise :class:`OmigenInputError` unless the mosaic-seeding options are usable."""
+    if not 0 <= noise <= 1:
+        raise OmigenInputError(f"diffusion mosaic_noise must be in [0, 1], got {noise}")
+    if switches < 0:
+        raise OmigenInputError(f"diffusion mosaic_switches must be >= 0, got {switches}")
+    if isinstance(donors, bool) or int(donors) != donors or donors < 1:
+        raise OmigenInputError(f"diffusion mosaic_donors must be a whole number >= 1, got {donors}")
 
 
 def _train_defaults() -> TrainConfig:

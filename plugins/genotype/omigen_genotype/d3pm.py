@@ -177,7 +177,8 @@ class GenotypeD3PM(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, n_snps: int, y: Tensor | None = None, z: Tensor | None = None, steps: int = 50,
                guidance: float = 0.0, generator: torch.Generator | None = None, batch_size: int = 256,
-               temperature: float = 1.0, correctors: int = 0) -> Tensor:
+               temperature: float = 1.0, correctors: int = 0, start: Tensor | None = None,
+               start_t: int | None = None) -> Tensor:
         """``n`` genotype vectors ``(n, n_snps)`` (long, 0/1/2) by ancestral sampling over ``steps`` steps.
 
         ``temperature`` divides the (guided) x0 log-probabilities at every step; above 1 spreads the samples
@@ -186,39 +187,60 @@ class GenotypeD3PM(nn.Module):
         given the state, so SNPs drawn together can disagree about which lineage they belong to; a repeat
         redraws them given a state that has begun to agree. A haplotype model draws ``2 n`` haplotypes
         (individual ``i`` gets rows ``i`` and ``n + i``, both under its conditions) and returns their sums.
+
+        ``start`` (states ``(n, n_snps)``, or ``(2 n, n_snps)`` haplotypes for a haplotype model) with
+        ``start_t`` in ``0..T`` begins the chain from ``start`` noised to step ``start_t`` instead of from
+        pure noise, and visits only the schedule's steps below it (SDEdit; mosaic seeding uses it, see
+        :mod:`omigen_genotype.mosaic`). ``start_t = 0`` returns ``start`` unchanged.
         """
         if self.haplotypes:
             return self.sample_haplotypes(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature,
-                                          correctors).sum(-1)
-        return self._ancestral(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature, correctors)
+                                          correctors, start, start_t).sum(-1)
+        return self._ancestral(n, n_snps, y, z, steps, guidance, generator, batch_size, temperature, correctors,
+                               start, start_t)
 
     @torch.no_grad()
     def sample_haplotypes(self, n: int, n_snps: int, y: Tensor | None = None, z: Tensor | None = None,
                           steps: int = 50, guidance: float = 0.0, generator: torch.Generator | None = None,
-                          batch_size: int = 256, temperature: float = 1.0, correctors: int = 0) -> Tensor:
-        """The two haplotypes ``(n, n_snps, 2)`` (long, 0/1) of ``n`` individuals, from a haplotype model."""
+                          batch_size: int = 256, temperature: float = 1.0, correctors: int = 0,
+                          start: Tensor | None = None, start_t: int | None = None) -> Tensor:
+        """The two haplotypes ``(n, n_snps, 2)`` (long, 0/1) of ``n`` individuals, from a haplotype model
+        (``start``: ``(2 n, n_snps)`` haplotypes, rows ``i`` and ``n + i`` individual ``i``'s)."""
         if not self.haplotypes:
             raise ValueError("this model generates dosages, not haplotypes")
         y2 = None if y is None else torch.cat([y, y])
         z2 = None if z is None else torch.cat([z, z])
-        h = self._ancestral(2 * n, n_snps, y2, z2, steps, guidance, generator, batch_size, temperature, correctors)
+        h = self._ancestral(2 * n, n_snps, y2, z2, steps, guidance, generator, batch_size, temperature, correctors,
+                            start, start_t)
         return torch.stack([h[:n], h[n:]], dim=-1)
 
     def _ancestral(self, n: int, n_snps: int, y: Tensor | None, z: Tensor | None, steps: int, guidance: float,
                    generator: torch.Generator | None, batch_size: int, temperature: float,
-                   correctors: int = 0) -> Tensor:
+                   correctors: int = 0, start: Tensor | None = None, start_t: int | None = None) -> Tensor:
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if correctors < 0:
             raise ValueError(f"correctors must be >= 0, got {correctors}")
         device = self.process.abar.device
         schedule = step_schedule(self.process.T, steps)
+        if start is not None:
+            if tuple(start.shape) != (n, n_snps):
+                raise ValueError(f"start must have shape {(n, n_snps)}, got {tuple(start.shape)}")
+            if start_t is None or not 0 <= int(start_t) <= self.process.T:
+                raise ValueError(f"start_t must be from 0 to {self.process.T}, got {start_t}")
+            start_t = int(start_t)
+            schedule = [start_t] + [t for t in schedule if t < start_t]
         parts = []
         for lo in range(0, n, batch_size):  # batches bound memory; each uses the shared generator in order
             hi = min(n, lo + batch_size)
             yb = None if y is None else y[lo:hi].to(device)
             zb = None if z is None else z[lo:hi].to(device)
-            x = self.process.prior((hi - lo, n_snps), device, generator)
+            if start is None:
+                x = self.process.prior((hi - lo, n_snps), device, generator)
+            else:
+                x0 = start[lo:hi].to(device).long()
+                x = self.process.q_sample(x0, torch.full((hi - lo,), start_t, dtype=torch.long, device=device),
+                                          generator) if start_t else x0
             prev = None  # the last x0 estimate: the posterior uses it, a self-conditioning denoiser reads it
             for t, s in zip(schedule[:-1], schedule[1:]):
                 logp0 = self._x0_logp(x, t, yb, zb, guidance, temperature, prev)

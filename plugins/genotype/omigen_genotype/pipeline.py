@@ -25,7 +25,9 @@ from omigen_genotype.config import GenotypeConfig
 CHECKPOINT = "model.ckpt"
 SITES = "sites.tsv"
 _QUANTILES = 101
-_OPTIONS = ("steps", "guidance", "temperature", "correctors", "sampler")
+_OPTIONS = ("steps", "guidance", "temperature", "correctors", "sampler", "mosaic", "mosaic_noise", "mosaic_switches",
+            "mosaic_donors")
+_MOSAIC = ("mosaic", "mosaic_noise", "mosaic_switches", "mosaic_donors")
 
 
 def builder(kind: str):
@@ -173,11 +175,12 @@ def conditions(info: dict[str, Any], counts: dict[str | None, int], seed: int):
 
 def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], seed: int,
          steps: int | None = None, guidance: float | None = None, sites=None, temperature: float | None = None,
-         correctors: int | None = None):
+         correctors: int | None = None, mosaic: dict[str, Any] | None = None, reference=None):
     """Synthetic :class:`GenotypeData` with ``counts[label]`` individuals per label, deterministic in ``seed``.
 
     ``steps``, ``guidance``, ``temperature`` and ``correctors`` are the diffusion model's sampling options
-    (None: 50, 0, 1, 0).
+    (None: 50, 0, 1, 0). ``mosaic`` (``{"mosaic": True, "mosaic_noise", "mosaic_switches", "mosaic_donors"}``)
+    seeds the diffusion sampler with mosaics of ``reference``'s (the training set's) phased haplotypes.
     A haplotype model's individuals keep their two haplotypes (``haplotypes``; written as phased VCF).
     """
     import pandas as pd
@@ -193,6 +196,8 @@ def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], 
     if kind == "diffusion":
         options = dict(steps=steps or 50, guidance=guidance or 0.0, temperature=temperature or 1.0,
                        correctors=int(correctors or 0), generator=gen)
+        if mosaic and mosaic.get("mosaic"):
+            options.update(_mosaic_start(model, info, mosaic, reference, labels, raw, seed))
         if info.get("haplotypes"):
             H = model.sample_haplotypes(n, info["n_snps"], y, z, **options)
             G = H.sum(-1)
@@ -212,6 +217,35 @@ def draw(model, kind: str, info: dict[str, Any], counts: dict[str | None, int], 
     return GenotypeData(G=G.cpu().numpy().astype(np.int8), samples=ids, variants=sites,
                         labels=np.asarray(labels, dtype=object) if info["n_classes"] else None,
                         phenotypes=phenotypes, meta=meta, haplotypes=H).validate()
+
+
+def _mosaic_start(model, info: dict[str, Any], mosaic: dict[str, Any], reference, labels, raw, seed: int) -> dict:
+    """``start`` and ``start_t`` of the diffusion sampler: mosaics of ``reference``'s haplotypes, noised to
+    ``mosaic_noise`` x T (:mod:`omigen_genotype.mosaic`)."""
+    import torch
+
+    from omigen_genotype.config import check_mosaic
+    from omigen_genotype.mosaic import donor_pools, mosaic_haplotypes
+
+    noise, switches, donors = (float(mosaic.get("mosaic_noise", 0.5)), float(mosaic.get("mosaic_switches", 10.0)),
+                               mosaic.get("mosaic_donors", 24))
+    check_mosaic(noise, switches, donors)
+    if reference is None or reference.haplotypes is None:
+        raise OmigenInputError("mosaic sampling needs the phased training genotypes (the run's input, phased)")
+    if reference.G.shape[1] != info["n_snps"]:
+        raise OmigenInputError(f"mosaic sampling: the training data has {reference.G.shape[1]} SNPs, the model "
+                               f"{info['n_snps']}")
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    labelled = bool(info["n_classes"])
+    train_phenotype = _phenotype_values(reference, info["phenotype_column"]) if info["phenotype"] else None
+    n = len(labels)
+    pools = donor_pools(reference.labels if labelled else np.zeros(len(reference.G), dtype=object), train_phenotype,
+                        labels if labelled else np.zeros(n, dtype=object), raw, int(donors), rng)
+    v = reference.variants
+    H = torch.from_numpy(mosaic_haplotypes(reference.haplotypes, pools, v["chrom"].to_numpy(), v["pos"].to_numpy(),
+                                           switches, rng).astype(np.int64))
+    start = H if info.get("haplotypes") else H[:n] + H[n:]
+    return {"start": start, "start_t": int(round(noise * model.process.T))}
 
 
 def _sections(train, test, synthetic, seed: int) -> list:
@@ -268,7 +302,8 @@ def run(ctx):
         synthetic = draw(trainer.ema, cfg.model, info, counts, seed=ctx.seed,
                          steps=getattr(mc, "sample_steps", None), guidance=getattr(mc, "guidance", None),
                          temperature=getattr(mc, "temperature", None), correctors=getattr(mc, "correctors", None),
-                         sites=train.variants)
+                         sites=train.variants, mosaic={k: getattr(mc, k) for k in _MOSAIC if hasattr(mc, k)},
+                         reference=train)
     out = ctx.path("synthetic.vcf.gz" if cfg.bgzip else "synthetic.vcf")
     save(synthetic, out)
     n_params = sum(p.numel() for p in trainer.model.parameters())
@@ -323,8 +358,9 @@ def load_run(run_dir: str | Path):
 def sample(run_dir, n: int, label: str | None = None, seed: int = 0, **options):
     """Draw ``n`` individuals from a finished run (``label=None``: populations in training proportions).
 
-    Options: ``steps``, ``guidance``, ``temperature`` and ``correctors`` (diffusion sampling; None: the run's
-    settings), ``sampler`` (only ``ancestral``).
+    Options: ``steps``, ``guidance``, ``temperature``, ``correctors`` and the ``mosaic*`` options (diffusion
+    sampling; None: the run's settings), ``sampler`` (only ``ancestral``). Mosaic sampling reloads the run's
+    training split from its input (the same data, split and seed), so that input must still be readable.
     """
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -358,8 +394,22 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, **options):
         correctors = getattr(mc, "correctors", None)
     if correctors is not None and int(correctors) < 0:
         raise OmigenInputError(f"correctors must be >= 0, got {correctors}")
+    mosaic = {k: options[k] if options.get(k) is not None else getattr(mc, k) for k in _MOSAIC if hasattr(mc, k)}
+    reference = _training_split(config, sites) if mosaic.get("mosaic") else None
     return draw(model, kind, info, counts, seed, steps=int(steps) if steps else None, guidance=guidance, sites=sites,
-                temperature=temperature, correctors=correctors)
+                temperature=temperature, correctors=correctors, mosaic=mosaic, reference=reference)
+
+
+def _training_split(config: GenotypeConfig, sites):
+    """The training split of a finished run, re-read from its input; its SNPs must be the run's ``sites``."""
+    try:
+        train, _ = split(load_data(config), config.test_fraction, config.seed)
+    except (OSError, OmigenInputError) as exc:
+        raise OmigenInputError(f"mosaic sampling needs the run's training data, which could not be read: {exc}") \
+            from None
+    if list(train.variants["id"].astype(str)) != list(sites["id"].astype(str)):
+        raise OmigenInputError("mosaic sampling: the run's input no longer has the SNPs it was trained on")
+    return train
 
 
 def proportional(class_counts: dict[str, int], n: int) -> dict[str | None, int]:
