@@ -81,7 +81,7 @@ class DiffusionModelConfig(PatchConfig):
     mosaic: bool = False
     mosaic_noise: float = 0.5
     mosaic_switches: float = 10.0
-    mosaic_donors: int = 24
+    mosaic_donors: int = 72
 
     def __post_init__(self) -> None:
         super().__post_init__()

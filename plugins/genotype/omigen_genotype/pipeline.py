@@ -228,7 +228,7 @@ def _mosaic_start(model, info: dict[str, Any], mosaic: dict[str, Any], reference
     from omigen_genotype.mosaic import donor_pools, mosaic_haplotypes
 
     noise, switches, donors = (float(mosaic.get("mosaic_noise", 0.5)), float(mosaic.get("mosaic_switches", 10.0)),
-                               mosaic.get("mosaic_donors", 24))
+                               mosaic.get("mosaic_donors", 72))
     check_mosaic(noise, switches, donors)
     if reference is None or reference.haplotypes is None:
         raise OmigenInputError("mosaic sampling needs the phased training genotypes (the run's input, phased)")
