@@ -165,3 +165,16 @@ def test_mosaic_sampling_needs_phased_training_data(vcf_unphased, tmp_path):
 @pytest.fixture(scope="module")
 def vcf_unphased(tmp_path_factory):
     return _toy_vcf(tmp_path_factory.mktemp("unphased"), phased=False)
+
+
+def test_sampling_a_mosaic_run_whose_input_is_gone_says_so(tmp_path):
+    vcf = _toy_vcf(tmp_path, phased=True)
+    out = tmp_path / "run"
+    sets = {**_TINY, "model": "diffusion", "data": str(vcf),
+            "diffusion": {**_TINY["diffusion"], "haplotypes": True, "mosaic": True, "mosaic_donors": 4}}
+    run_pipeline("genotype", out_dir=out, sets=sets, progress=False)
+    assert len(sample(out, 4, mosaic=False)) == 4
+    vcf.unlink()
+    assert len(sample(out, 4, mosaic=False)) == 4  # plain sampling needs only the run folder
+    with pytest.raises(OmigenInputError, match="needs the run's training data"):
+        sample(out, 4)
