@@ -91,6 +91,8 @@ def test_sample_is_seeded_labelled_and_checked(vcf, tmp_path):
         sample(out, 3, eta=0.5)
     with pytest.raises(OmigenInputError, match="temperature must be > 0"):
         sample(out, 3, temperature=0)
+    with pytest.raises(OmigenInputError, match="mosaic sampling is a diffusion option"):
+        sample(out, 3, mosaic=True)
     with pytest.raises(OmigenInputError, match="not a genotype run folder"):
         sample(tmp_path, 3)
 

@@ -99,7 +99,7 @@ def mosaic_haplotypes(train_haplotypes: np.ndarray, pools: np.ndarray, chrom: np
     out = np.empty((2 * n, snps), dtype=np.int8)
     flat = H.reshape(H.shape[0], snps * 2)
     col = np.arange(snps) * 2
-    step = max(1, _CHUNK * 64 // max(snps, 1))  # bounds the (haplotypes x snps) index arrays
+    step = max(1, (1 << 22) // max(snps, 1))  # bounds the (haplotypes x snps) index arrays to ~4M entries
     for lo in range(0, 2 * n, step):
         hi = min(2 * n, lo + step)
         tract = np.cumsum(_switch_starts(chrom, pos, switches, hi - lo, rng), axis=1) - 1

@@ -394,6 +394,8 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, **options):
         correctors = getattr(mc, "correctors", None)
     if correctors is not None and int(correctors) < 0:
         raise OmigenInputError(f"correctors must be >= 0, got {correctors}")
+    if kind != "diffusion" and any(options.get(k) for k in _MOSAIC):
+        raise OmigenInputError(f"mosaic sampling is a diffusion option; this run's model is {kind!r}")
     mosaic = {k: options[k] if options.get(k) is not None else getattr(mc, k) for k in _MOSAIC if hasattr(mc, k)}
     reference = _training_split(config, sites) if mosaic.get("mosaic") else None
     return draw(model, kind, info, counts, seed, steps=int(steps) if steps else None, guidance=guidance, sites=sites,
