@@ -13,6 +13,7 @@ from omigen_genotype.config import DiffusionModelConfig
 from omigen_genotype.d3pm import GenotypeD3PM
 from omigen_genotype.mosaic import donor_pools, mosaic_haplotypes
 from omigen_genotype.pipeline import sample
+from omigen_genotype.vcf import read_vcf
 
 from genotype.test_pipeline import _TINY, _toy_vcf
 
@@ -134,8 +135,6 @@ def _tracts(hap: np.ndarray, donors: np.ndarray) -> int:
 
 def test_pipeline_seeds_the_sampler_with_training_tracts(phased_run):
     vcf, out, result = phased_run
-    from omigen_genotype.vcf import read_vcf
-
     real = read_vcf(vcf)
     assert result.synthetic.G.shape == (12, real.G.shape[1])
     a, b = sample(out, 12, seed=2), sample(out, 12, seed=2)

@@ -57,9 +57,8 @@ def donor_pools(train_labels: np.ndarray, train_phenotype: np.ndarray | None, la
     return pools
 
 
-def _switch_starts(chrom: np.ndarray, pos: np.ndarray, switches: float, n_hap: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Boolean ``(n_hap, snps)``: where a haplotype takes a new donor (every contig's first SNP does).
+def _switch_probability(chrom: np.ndarray, pos: np.ndarray, switches: float) -> np.ndarray:
+    """Per SNP, the chance that a haplotype takes a new donor there (1 at every contig's first SNP).
 
     Switches fall as a Poisson process along each contig's span in base pairs, ``switches`` per contig
     on average, i.e. a constant recombination rate over the region.
@@ -67,15 +66,15 @@ def _switch_starts(chrom: np.ndarray, pos: np.ndarray, switches: float, n_hap: i
     chrom = np.asarray(chrom).astype(str)
     pos = np.asarray(pos, dtype=np.float64)
     first = np.r_[True, chrom[1:] != chrom[:-1]]
-    gap = np.r_[0.0, np.diff(pos)]
-    span = np.zeros_like(pos)
-    for c in np.unique(chrom):
-        rows = chrom == c
-        span[rows] = max(float(pos[rows].max() - pos[rows].min()), 1.0)
-    p = 1.0 - np.exp(-switches * np.clip(gap, 0.0, None) / span)
-    starts = rng.random((n_hap, len(pos))) < p[None, :]
-    starts[:, first] = True
-    return starts
+    _, contig = np.unique(chrom, return_inverse=True)
+    lo = np.full(contig.max() + 1, np.inf)
+    hi = np.full(contig.max() + 1, -np.inf)
+    np.minimum.at(lo, contig, pos)
+    np.maximum.at(hi, contig, pos)
+    span = np.maximum(hi - lo, 1.0)[contig]
+    p = 1.0 - np.exp(-switches * np.clip(np.r_[0.0, np.diff(pos)], 0.0, None) / span)
+    p[first] = 1.0
+    return p
 
 
 def mosaic_haplotypes(train_haplotypes: np.ndarray, pools: np.ndarray, chrom: np.ndarray, pos: np.ndarray,
@@ -99,10 +98,11 @@ def mosaic_haplotypes(train_haplotypes: np.ndarray, pools: np.ndarray, chrom: np
     out = np.empty((2 * n, snps), dtype=np.int8)
     flat = H.reshape(H.shape[0], snps * 2)
     col = np.arange(snps) * 2
+    p = _switch_probability(chrom, pos, switches)
     step = max(1, (1 << 22) // max(snps, 1))  # bounds the (haplotypes x snps) index arrays to ~4M entries
     for lo in range(0, 2 * n, step):
         hi = min(2 * n, lo + step)
-        tract = np.cumsum(_switch_starts(chrom, pos, switches, hi - lo, rng), axis=1) - 1
+        tract = np.cumsum(rng.random((hi - lo, snps)) < p[None, :], axis=1) - 1
         n_tracts = int(tract.max()) + 1
         donor = pools[rows[lo:hi, None], rng.integers(0, size, (hi - lo, n_tracts))]
         copy = rng.integers(0, 2, (hi - lo, n_tracts))

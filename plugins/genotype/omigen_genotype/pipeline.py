@@ -25,9 +25,8 @@ from omigen_genotype.config import GenotypeConfig
 CHECKPOINT = "model.ckpt"
 SITES = "sites.tsv"
 _QUANTILES = 101
-_OPTIONS = ("steps", "guidance", "temperature", "correctors", "sampler", "mosaic", "mosaic_noise", "mosaic_switches",
-            "mosaic_donors")
 _MOSAIC = ("mosaic", "mosaic_noise", "mosaic_switches", "mosaic_donors")
+_OPTIONS = ("steps", "guidance", "temperature", "correctors", "sampler") + _MOSAIC
 
 
 def builder(kind: str):
@@ -224,11 +223,13 @@ def _mosaic_start(model, info: dict[str, Any], mosaic: dict[str, Any], reference
     ``mosaic_noise`` x T (:mod:`omigen_genotype.mosaic`)."""
     import torch
 
+    from omigen_genotype.config import DiffusionModelConfig as Defaults
     from omigen_genotype.config import check_mosaic
     from omigen_genotype.mosaic import donor_pools, mosaic_haplotypes
 
-    noise, switches, donors = (float(mosaic.get("mosaic_noise", 0.5)), float(mosaic.get("mosaic_switches", 10.0)),
-                               mosaic.get("mosaic_donors", 72))
+    noise = float(mosaic.get("mosaic_noise", Defaults.mosaic_noise))
+    switches = float(mosaic.get("mosaic_switches", Defaults.mosaic_switches))
+    donors = mosaic.get("mosaic_donors", Defaults.mosaic_donors)
     check_mosaic(noise, switches, donors)
     if reference is None or reference.haplotypes is None:
         raise OmigenInputError("mosaic sampling needs the phased training genotypes (the run's input, phased)")
