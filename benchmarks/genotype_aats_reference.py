@@ -18,7 +18,7 @@ come from :func:`omigen.metrics.privacy.privacy`. Each simulation seed is a new 
 over seeds shows how much one benchmark row can move. Writes
 ``benchmarks/results/genotype_aats_reference.json`` and prints a table.
 
-    python benchmarks/genotype_aats_reference.py [--seeds 1,2,3] [--switches 3,5,10,30] [--draws 1]
+    python benchmarks/genotype_aats_reference.py [--seeds 1-20] [--switches 3,5,10,30] [--draws 1]
 """
 
 from __future__ import annotations
@@ -125,16 +125,25 @@ def summary(seeds: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
+def _seed_list(text: str) -> list[int]:
+    """``1,2,3`` or ``1-20`` (or a mix) as a list of seeds."""
+    seeds: list[int] = []
+    for part in (p for p in text.split(",") if p):
+        lo, _, hi = part.partition("-")
+        seeds.extend(range(int(lo), int(hi or lo) + 1))
+    return seeds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", default="1,2,3", help="simulation seeds (1 is the default data's)")
+    ap.add_argument("--seeds", default="1,2,3", help="simulation seeds, e.g. 1,2,3 or 1-20 (1 is the default data's)")
     ap.add_argument("--switches", default="3,5,10,30", help="mean donor switches per mosaic haplotype")
     ap.add_argument("--draws", type=int, default=1, help="disjoint perfect draws of 180 fresh genomes per seed")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     switch_counts = [float(s) for s in args.switches.split(",") if s]
     result = {"extra_per_population": EXTRA * args.draws, "draws": args.draws, "seeds": {}}
-    for seed in (int(s) for s in args.seeds.split(",") if s):
+    for seed in _seed_list(args.seeds):
         t0 = time.perf_counter()
         result["seeds"][str(seed)] = score(seed, switch_counts, args.draws)
         print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
