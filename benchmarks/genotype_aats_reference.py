@@ -136,7 +136,7 @@ def _seed_list(text: str) -> list[int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", default="1,2,3", help="simulation seeds, e.g. 1,2,3 or 1-20 (1 is the default data's)")
+    ap.add_argument("--seeds", default="1,2,3", help="simulation seeds, e.g. 1,2,3 or 1-20 (1 is the default data's seed)")
     ap.add_argument("--switches", default="3,5,10,30", help="mean donor switches per mosaic haplotype")
     ap.add_argument("--draws", type=int, default=1, help="disjoint perfect draws of 180 fresh genomes per seed")
     ap.add_argument("--out", type=Path, default=RESULTS)
