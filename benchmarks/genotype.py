@@ -111,18 +111,21 @@ def _load(folder: Path, kind: str, train):
     return model, info, cfg
 
 
-#: ``--sample`` keys: the diffusion sampling options, and ``seed`` (the draw's and the scoring's seed).
-_SAMPLING_KEYS = ("temperature", "guidance", "sample_steps", "correctors", "mosaic", "mosaic_noise",
-                  "mosaic_switches", "mosaic_donors", "seed")
+#: Diffusion sampling options of ``--sample`` besides the mosaic ones (the pipeline's ``MOSAIC_OPTIONS``).
+_DIFFUSION_KEYS = ("temperature", "guidance", "sample_steps", "correctors")
 
 
 def _sampling(spec: str) -> dict[str, float]:
-    """``"temperature=1.1,guidance=1"`` -> ``{"temperature": 1.1, "guidance": 1.0}`` (diffusion sampling options)."""
+    """``"temperature=1.1,guidance=1"`` -> ``{"temperature": 1.1, "guidance": 1.0}``: diffusion sampling options,
+    mosaic options, and ``seed`` (the draw's and the scoring's seed)."""
+    from omigen_genotype.pipeline import MOSAIC_OPTIONS
+
+    keys = _DIFFUSION_KEYS + MOSAIC_OPTIONS + ("seed",)
     out = {}
     for part in filter(None, spec.split(",")):
         key, _, value = part.partition("=")
-        if key not in _SAMPLING_KEYS:
-            raise SystemExit(f"--sample takes {', '.join(_SAMPLING_KEYS)}, not {key!r}")
+        if key not in keys:
+            raise SystemExit(f"--sample takes {', '.join(keys)}, not {key!r}")
         out[key] = float(value)
     return out
 
@@ -137,7 +140,7 @@ def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0, sampli
     settings; ``--set`` and ``--steps`` do not apply), so sampling options can be compared without retraining.
     """
     from omigen_genotype.baselines import generate_independent
-    from omigen_genotype.pipeline import draw, split
+    from omigen_genotype.pipeline import MOSAIC_OPTIONS, draw, split
 
     train, test = split(data, 0.2, seed)
     counts = test.label_counts()
@@ -159,9 +162,9 @@ def quality(data, kinds: list[str], steps: dict[str, int], seed: int = 0, sampli
             print(f"  {kind}: trained {fit.steps} steps in {train_s:.1f} s", flush=True)
         mc = cfg.model_config()
         for spec in [""] + (list(samplings) if kind == "diffusion" else []):
-            opts = {k: getattr(mc, k, None) for k in _SAMPLING_KEYS[:-1]} | {"seed": seed} | _sampling(spec)
-            mosaic = {k: opts[k] for k in ("mosaic", "mosaic_noise", "mosaic_switches", "mosaic_donors")
-                      if opts[k] is not None}
+            opts = ({k: getattr(mc, k, None) for k in _DIFFUSION_KEYS + MOSAIC_OPTIONS} | {"seed": seed}
+                    | _sampling(spec))
+            mosaic = {k: opts[k] for k in MOSAIC_OPTIONS if opts[k] is not None}
             t1 = time.perf_counter()
             syn = draw(model, kind, info, counts, int(opts["seed"]), steps=int(opts["sample_steps"] or 0) or None,
                        guidance=opts["guidance"], temperature=opts["temperature"],

@@ -25,8 +25,9 @@ from omigen_genotype.config import GenotypeConfig
 CHECKPOINT = "model.ckpt"
 SITES = "sites.tsv"
 _QUANTILES = 101
-_MOSAIC = ("mosaic", "mosaic_noise", "mosaic_switches", "mosaic_donors")
-_OPTIONS = ("steps", "guidance", "temperature", "correctors", "sampler") + _MOSAIC
+#: The mosaic-seeding options of diffusion sampling (:mod:`omigen_genotype.mosaic`).
+MOSAIC_OPTIONS = ("mosaic", "mosaic_noise", "mosaic_switches", "mosaic_donors")
+_OPTIONS = ("steps", "guidance", "temperature", "correctors", "sampler") + MOSAIC_OPTIONS
 
 
 def builder(kind: str):
@@ -303,7 +304,7 @@ def run(ctx):
         synthetic = draw(trainer.ema, cfg.model, info, counts, seed=ctx.seed,
                          steps=getattr(mc, "sample_steps", None), guidance=getattr(mc, "guidance", None),
                          temperature=getattr(mc, "temperature", None), correctors=getattr(mc, "correctors", None),
-                         sites=train.variants, mosaic={k: getattr(mc, k) for k in _MOSAIC if hasattr(mc, k)},
+                         sites=train.variants, mosaic={k: getattr(mc, k) for k in MOSAIC_OPTIONS if hasattr(mc, k)},
                          reference=train)
     out = ctx.path("synthetic.vcf.gz" if cfg.bgzip else "synthetic.vcf")
     save(synthetic, out)
@@ -395,9 +396,9 @@ def sample(run_dir, n: int, label: str | None = None, seed: int = 0, **options):
         correctors = getattr(mc, "correctors", None)
     if correctors is not None and int(correctors) < 0:
         raise OmigenInputError(f"correctors must be >= 0, got {correctors}")
-    if kind != "diffusion" and any(options.get(k) for k in _MOSAIC):
+    if kind != "diffusion" and any(options.get(k) for k in MOSAIC_OPTIONS):
         raise OmigenInputError(f"mosaic sampling is a diffusion option; this run's model is {kind!r}")
-    mosaic = {k: options[k] if options.get(k) is not None else getattr(mc, k) for k in _MOSAIC if hasattr(mc, k)}
+    mosaic = {k: options[k] if options.get(k) is not None else getattr(mc, k) for k in MOSAIC_OPTIONS if hasattr(mc, k)}
     reference = _training_split(config, sites) if mosaic.get("mosaic") else None
     return draw(model, kind, info, counts, seed, steps=int(steps) if steps else None, guidance=guidance, sites=sites,
                 temperature=temperature, correctors=correctors, mosaic=mosaic, reference=reference)
