@@ -100,7 +100,7 @@ def main() -> None:
     for source in sources:
         for order in (int(s) for s in args.chains.split(",") if s):
             rows[f"chain{order}_{source}_{args.chain_size}x"] = _chain_rows(order, source, args, path, test_data,
-                                                                            hits, present, rng)
+                                                                            motifs, hits, present, rng)
     report = {"data": {"test": len(test), "training": len(train), "file": "shared/data/dhs-200bp/dhs_sequences.tsv.gz"},
               "tries": args.tries, "seed": args.seed, "chain_draws": args.chain_draws if args.chains else 0,
               "motifs_present": present, "sizes": rows}
@@ -114,15 +114,15 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def _chain_rows(order: int, source_name: str, args, path: Path, test_data, hits: dict, present: list[str],
-                rng: np.random.Generator) -> dict:
+def _chain_rows(order: int, source_name: str, args, path: Path, test_data, motifs: list, hits: dict,
+                present: list[str], rng: np.random.Generator) -> dict:
     """Motif r of ``args.chain_draws`` draws from calibration's order-``order`` binned chain, fitted to the
     bundled training sequences or the whole training split (``source_name``)."""
     import torch
 
     from omigen_dna_latent import calibration, io
     from omigen_dna_latent.config import CalibrationConfig
-    from omigen_dna_latent.motifs import _pearson, load_motifs, positional_profile, scan
+    from omigen_dna_latent.motifs import _pearson, positional_profile, scan
 
     source = io.read_table(io.BUNDLED if source_name == "bundled" else path, split="training")
     classes = sorted(set(source.labels))
@@ -131,14 +131,14 @@ def _chain_rows(order: int, source_name: str, args, path: Path, test_data, hits:
     log_probs = calibration.chain_log_probs(
         torch.as_tensor(io.codes_of(source)), torch.as_tensor([index[c] for c in source.labels]), len(classes),
         order, bin_width).numpy()
-    labels = np.repeat([index[c] for c in test_data.label_counts()],
-                       [n * args.chain_size for n in test_data.label_counts().values()])
-    motifs = {m.name: m for m in load_motifs()}
+    counts = test_data.label_counts()
+    labels = np.repeat([index[c] for c in counts], [n * args.chain_size for n in counts.values()])
+    by_name = {m.name: m for m in motifs}
     length = len(test_data.sequences[0])
     r = []
     for _ in range(args.chain_draws):
         drawn = sample_binned_chain(log_probs, labels, length, bin_width, rng)
-        r.append([_pearson(hits[name][0], positional_profile(scan(drawn, motifs[name]))) for name in present])
+        r.append([_pearson(hits[name][0], positional_profile(scan(drawn, by_name[name]))) for name in present])
     return _summary(np.array(r), present, labels.size)
 
 
